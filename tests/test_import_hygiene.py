@@ -1,0 +1,26 @@
+"""Heavy imports (torch, ray) stay out of the `service` and `studies` import paths."""
+
+import subprocess
+import sys
+
+import pytest
+
+MODULES = [
+    "studies",
+    "studies.errors",
+    "workers.results",
+    "workers.tasks.base",
+    "workers.optimizers.info",
+    "service",
+]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_does_not_import_torch_or_ray(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        "heavy = sorted(m for m in ('torch', 'ray') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()}"
