@@ -35,7 +35,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(PY) -m examples.demo
+	$(VENV)/bin/vradam-hpo demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/optimizer_step.py

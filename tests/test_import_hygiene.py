@@ -11,7 +11,19 @@ MODULES = [
     "workers.results",
     "workers.tasks.base",
     "workers.optimizers.info",
+    "workers.tasks.registry",
+    "workers.optimizers.registry",
+    "workers.trial",
+    "workers.executors",
+    "studies.spec",
+    "studies.store",
+    "studies.engine",
+    "studies.report",
     "service",
+    "service.app",
+    "service.client",
+    "service.worker",
+    "service.cli",
 ]
 
 

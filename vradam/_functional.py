@@ -1,0 +1,476 @@
+"""VRAdam kernels: the for-loop (single-tensor) ground truth, the foreach (multi-tensor) twin.
+
+A VRAdam step is two phases, because the effective learning rate η_t depends on a norm over
+*every* parameter after its first moment has absorbed this step's gradient:
+
+1. ``_moments``: advance the step counters and both moments, and return this tensor set's
+   contribution Σ|x|^power to the penalty (x = first moment, or the raw gradient).
+2. ``_update``: with η_t known (a 0-dim tensor, never read on the host), apply decoupled
+   weight decay and the bias-corrected Adam update scaled by η_t.
+
+:class:`~vradam.VRAdam` runs phase 1 over all parameter groups, combines the contributions
+(globally or per group) and then runs phase 2; :func:`vradam` is the one-call functional
+form for one flat set of tensors that share one set of hyperparameters.
+
+How η_t enters without a host sync and without an extra pass over memory: AdamW scales its
+update with a Python float (``addcdiv_(..., value=-step_size)``), which a tensor cannot be.
+So we fold the scalar into the denominator, ``denom = sqrt(v)/a + b`` with the 0-dim tensors
+``a = sqrt(1-β2^t)·s`` and ``b = ε/s`` where ``s = -η_t/(1-β1^t)``; then
+``p.addcdiv_(m, denom)`` is exactly ``p - η_t·m̂/(sqrt(v̂)+ε)`` with AdamW's op count. Only
+float16 takes a slower, overflow-safe path (``sqrt(v)/|s|`` can exceed float16's range).
+"""
+
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach, _get_value
+
+__all__ = ["vradam"]
+
+NORM_SCOPES = ("global", "group")
+PENALIZE_OPTIONS = ("velocity", "gradient")
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the penalty norm is accumulated in: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _needs_norm(beta3: float, alpha1: float) -> bool:
+    """False when the penalty is identically zero (β3 = 0 or α1 = 0: plain AdamW)."""
+    return beta3 != 0 and alpha1 != 0
+
+
+def _dot_ok(x: Tensor, power: float) -> bool:
+    """Whether Σx² may use BLAS dot (float32/float64 on the CPU).
+
+    There dot is multi-threaded and about twice as fast as the vector-norm kernel on 2 cores.
+    """
+    return power == 2 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def _power_sum(x: Tensor, power: float, differentiable: bool) -> Tensor:
+    """Σ|x|^power of one tensor, accumulated in float32 (float64 for float64), one read."""
+    acc = _acc_dtype(x.dtype)
+    if differentiable:
+        return x.to(acc).abs().pow(power).sum()
+    if _dot_ok(x, power) and not torch.compiler.is_compiling():
+        flat = x.reshape(-1)
+        return torch.dot(flat, flat)
+    return torch.linalg.vector_norm(x, power, dtype=acc).pow(power)
+
+
+def _sum_parts(parts: list[Tensor]) -> Tensor | None:
+    """Sum per-tensor contributions (one stack and one sum, on the first one's device)."""
+    if not parts:
+        return None
+    device = parts[0].device
+    if any(p.device != device for p in parts):
+        parts = [p.to(device) for p in parts]
+    if any(p.dtype != parts[0].dtype for p in parts):
+        dtype = torch.float64 if any(p.dtype == torch.float64 for p in parts) else torch.float32
+        parts = [p.to(dtype) for p in parts]
+    return torch.stack(parts).sum()
+
+
+# --------------------------------------------------------------------------------------------
+# Phase 1: moments and the penalty's partial sum.
+# --------------------------------------------------------------------------------------------
+
+
+def _single_tensor_moments(
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    beta1: float,
+    beta2: float,
+    power: float | None,
+    penalize: str,
+    maximize: bool,
+    differentiable: bool,
+) -> Tensor | None:
+    parts: list[Tensor] = []
+    for i, grad in enumerate(grads):
+        grad = grad if not maximize else -grad
+        exp_avg = exp_avgs[i]
+        exp_avg_sq = exp_avg_sqs[i]
+        state_steps[i] += 1
+
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+        if power is not None:
+            x = exp_avg if penalize == "velocity" else grad
+            parts.append(_power_sum(x, power, differentiable))
+    return _sum_parts(parts)
+
+
+def _multi_tensor_moments(
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    beta1: float,
+    beta2: float,
+    power: float | None,
+    penalize: str,
+    maximize: bool,
+    differentiable: bool,
+) -> Tensor | None:
+    if differentiable:
+        raise RuntimeError("VRAdam's foreach kernel does not support differentiable=True")
+    grouped = Optimizer._group_tensors_by_device_and_dtype(
+        [grads, exp_avgs, exp_avg_sqs, state_steps]  # type: ignore[list-item]
+    )
+    parts: list[Tensor] = []
+    for (
+        device_grads_,
+        device_exp_avgs_,
+        device_exp_avg_sqs_,
+        device_steps_,
+    ), _ in grouped.values():
+        device_grads = cast(list[Tensor], device_grads_)
+        device_exp_avgs = cast(list[Tensor], device_exp_avgs_)
+        device_exp_avg_sqs = cast(list[Tensor], device_exp_avg_sqs_)
+        device_steps = cast(list[Tensor], device_steps_)
+
+        if maximize:
+            device_grads = torch._foreach_neg(device_grads)  # type: ignore[assignment]
+
+        # CPU step counters: wrap the 1 once, as torch.optim.Adam does, to stay on the fast path.
+        if not torch.compiler.is_compiling() and device_steps[0].is_cpu:
+            torch._foreach_add_(device_steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
+        else:
+            torch._foreach_add_(device_steps, 1)
+
+        torch._foreach_lerp_(device_exp_avgs, device_grads, 1 - beta1)
+        torch._foreach_mul_(device_exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(device_exp_avg_sqs, device_grads, device_grads, 1 - beta2)
+
+        if power is None:
+            continue
+        x = device_exp_avgs if penalize == "velocity" else device_grads
+        if _dot_ok(x[0], power) and not torch.compiler.is_compiling():
+            parts.extend(_power_sum(t, power, False) for t in x)
+        else:
+            # Under torch.compile the lists are not split by dtype, so look at every tensor.
+            acc = torch.float64 if any(t.dtype == torch.float64 for t in x) else torch.float32
+            # One read per tensor (a fused multi-tensor kernel on CUDA): ‖x‖_p, then ^p.
+            norms = torch._foreach_norm(x, power, dtype=acc)
+            torch._foreach_pow_(norms, power)
+            parts.extend(norms)
+    return _sum_parts(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# η_t
+# --------------------------------------------------------------------------------------------
+
+
+def _effective_lr(
+    penalty_sum: Tensor | None,
+    *,
+    lr: float | Tensor,
+    beta3: float,
+    alpha1: float,
+    like: Tensor,
+) -> Tensor:
+    """η_t = lr / (1 + min(β3·V, α1)) as a 0-dim tensor; no host synchronisation.
+
+    Args:
+        penalty_sum: V (Σ|x|^power), or None when the penalty is off (β3 = 0 or α1 = 0).
+        lr: the maximal learning rate α0 (float or 1-element tensor).
+        beta3: the penalty coefficient β3.
+        alpha1: the cap α1 on the penalty.
+        like: a parameter; gives the device and the precision when ``penalty_sum`` is None.
+
+    Returns:
+        A 0-dim tensor η_t (float32, or float64 when V or the parameters are float64).
+    """
+    if penalty_sum is None or not _needs_norm(beta3, alpha1):
+        dtype = _acc_dtype(like.dtype) if penalty_sum is None else penalty_sum.dtype
+        device = like.device if penalty_sum is None else penalty_sum.device
+        if isinstance(lr, Tensor):
+            return lr.detach().to(device=device, dtype=dtype).reshape(()).clone()
+        return torch.full((), lr, dtype=dtype, device=device)
+    penalty = torch.clamp(penalty_sum * beta3, max=alpha1)
+    if isinstance(lr, Tensor):
+        lr = lr.to(device=penalty.device).reshape(())
+    return lr / (1 + penalty)
+
+
+# --------------------------------------------------------------------------------------------
+# Phase 2: the update, η_t as a 0-dim tensor.
+# --------------------------------------------------------------------------------------------
+
+
+def _scalars(
+    step: float | Tensor, eta: Tensor, *, beta1: float, beta2: float, eps: float
+) -> tuple[Tensor, Tensor, Tensor, float | Tensor]:
+    """(a, b, s, sqrt(1-β2^t)) with s = -η/(1-β1^t), a = sqrt(1-β2^t)·s, b = ε/s."""
+    bias_correction1 = 1 - beta1**step
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    neg_step = -eta / bias_correction1
+    return bias_correction2_sqrt * neg_step, eps / neg_step, neg_step, bias_correction2_sqrt
+
+
+def _for_bucket(x: Any, device: torch.device | None, dtype: torch.dtype | None) -> Any:
+    """A 0-dim scalar operand in the dtype of the tensors it scales, on accelerators.
+
+    CUDA's fused ``_foreach_*_(tensors, scalar_tensor)`` kernels need the scalar in the
+    tensors' dtype and otherwise fall back to one kernel launch per tensor. The CPU has no
+    fused path and reads a 0-dim operand at full precision, so it is left alone there, as is
+    float16 (its range and subnormals would distort η_t; it takes the per-tensor path).
+    """
+    if (
+        isinstance(x, Tensor)
+        and device is not None
+        and device.type != "cpu"
+        and dtype not in (None, torch.float16, x.dtype)
+    ):
+        return x.to(dtype)
+    return x
+
+
+def _foreach_scalars(
+    steps: list[Tensor], eta: Tensor, *, beta1: float, beta2: float, eps: float, capturable: bool
+) -> tuple[Any, Any, Any, Any]:
+    """`_scalars` for a tensor list: one shared set when all steps agree (the norm), else lists."""
+    if capturable or torch.compiler.is_compiling():
+        per_tensor = [_scalars(t, eta, beta1=beta1, beta2=beta2, eps=eps) for t in steps]
+    else:
+        values = [_get_value(t) for t in steps]
+        cache = {v: _scalars(v, eta, beta1=beta1, beta2=beta2, eps=eps) for v in set(values)}
+        if len(cache) == 1:
+            return cache[values[0]]
+        per_tensor = [cache[v] for v in values]
+    return tuple(list(column) for column in zip(*per_tensor, strict=True))  # type: ignore[return-value]
+
+
+def _single_tensor_update(
+    params: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    eta: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    capturable: bool,
+    differentiable: bool,
+) -> None:
+    per_device: dict[Any, tuple[Tensor, Tensor | None]] = {}
+    per_step: dict[Any, tuple[Tensor, Tensor, Tensor, float | Tensor]] = {}
+    for i, param in enumerate(params):
+        exp_avg = exp_avgs[i]
+        exp_avg_sq = exp_avg_sqs[i]
+
+        if param.device not in per_device:
+            eta_d = eta if eta.device == param.device else eta.to(param.device, non_blocking=True)
+            decay = 1 - eta_d * weight_decay if weight_decay != 0 else None
+            per_device[param.device] = (eta_d, decay)
+        eta_d, decay = per_device[param.device]
+
+        if decay is not None:
+            param.mul_(decay)
+
+        step = state_steps[i] if capturable or differentiable else _get_value(state_steps[i])
+        if isinstance(step, Tensor):
+            a, b, neg_step, bc2_sqrt = _scalars(step, eta_d, beta1=beta1, beta2=beta2, eps=eps)
+        else:
+            key = (param.device, step)
+            if key not in per_step:
+                per_step[key] = _scalars(step, eta_d, beta1=beta1, beta2=beta2, eps=eps)
+            a, b, neg_step, bc2_sqrt = per_step[key]
+
+        if param.dtype == torch.float16:
+            # sqrt(v)/a can overflow float16; scale the quotient instead.
+            denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+            param.add_(exp_avg.div(denom).mul_(neg_step))
+        else:
+            denom = (exp_avg_sq.sqrt() / a).add_(b)
+            param.addcdiv_(exp_avg.clone() if differentiable else exp_avg, denom)
+
+
+def _multi_tensor_update(
+    params: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    eta: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    capturable: bool,
+    differentiable: bool,
+) -> None:
+    if differentiable:
+        raise RuntimeError("VRAdam's foreach kernel does not support differentiable=True")
+    grouped = Optimizer._group_tensors_by_device_and_dtype(
+        [params, exp_avgs, exp_avg_sqs, state_steps]  # type: ignore[list-item]
+    )
+    for (device, dtype), (
+        (device_params_, device_exp_avgs_, device_exp_avg_sqs_, device_steps_),
+        _,
+    ) in grouped.items():
+        device_params = cast(list[Tensor], device_params_)
+        device_exp_avgs = cast(list[Tensor], device_exp_avgs_)
+        device_exp_avg_sqs = cast(list[Tensor], device_exp_avg_sqs_)
+        device_steps = cast(list[Tensor], device_steps_)
+
+        eta_d = eta
+        if device is not None and eta.device != device:
+            eta_d = eta.to(device, non_blocking=True)
+
+        if weight_decay != 0:
+            torch._foreach_mul_(device_params, _for_bucket(1 - eta_d * weight_decay, device, dtype))
+
+        a_, b_, s_, c_ = _foreach_scalars(
+            device_steps, eta_d, beta1=beta1, beta2=beta2, eps=eps, capturable=capturable
+        )
+        a_, b_ = _for_bucket(a_, device, dtype), _for_bucket(b_, device, dtype)
+        denom = torch._foreach_sqrt(device_exp_avg_sqs)
+        if dtype == torch.float16 or (
+            dtype is None and any(p.dtype == torch.float16 for p in device_params)
+        ):
+            # Overflow-safe path: sqrt(v)/a can exceed float16's range.
+            torch._foreach_div_(denom, c_)  # type: ignore[arg-type]
+            torch._foreach_add_(denom, eps)
+            update = torch._foreach_div(device_exp_avgs, denom)
+            torch._foreach_mul_(update, s_)
+            torch._foreach_add_(device_params, update)
+        else:
+            torch._foreach_div_(denom, a_)
+            torch._foreach_add_(denom, b_)
+            torch._foreach_addcdiv_(device_params, device_exp_avgs, denom)
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch and the functional API.
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve_foreach(foreach: bool | None, params: list[Tensor], differentiable: bool) -> bool:
+    """PyTorch's default: foreach where all tensors are on a foreach device (CUDA), else loop."""
+    if foreach is None:
+        _, foreach = _default_to_fused_or_foreach(params, differentiable, use_fused=False)
+    if foreach and torch.jit.is_scripting():
+        raise RuntimeError("torch.jit.script not supported with foreach optimizers")
+    return bool(foreach)
+
+
+def _moments(*lists: list[Tensor], foreach: bool, **options: Any) -> Tensor | None:
+    """Phase 1 with the chosen kernel; returns Σ|x|^power or None (see the kernels)."""
+    return (_multi_tensor_moments if foreach else _single_tensor_moments)(*lists, **options)
+
+
+def _update(*lists: list[Tensor], foreach: bool, **options: Any) -> None:
+    """Phase 2 with the chosen kernel (see the kernels)."""
+    (_multi_tensor_update if foreach else _single_tensor_update)(*lists, **options)
+
+
+def vradam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    foreach: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
+    *,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    alpha1: float,
+    lr: float | Tensor,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+    power: float = 2.0,
+    penalize: str = "velocity",
+) -> Tensor:
+    r"""Functional API that performs one VRAdam step in place on one flat set of tensors.
+
+    The penalty norm is taken over all tensors passed (global for this call). For several
+    parameter groups with their own hyperparameters, use :class:`~vradam.VRAdam`, which
+    computes the norm across groups. See :class:`~vradam.VRAdam` for the algorithm.
+
+    Args:
+        params: parameters, updated in place.
+        grads: their gradients.
+        exp_avgs: first moments (the velocity), updated in place.
+        exp_avg_sqs: second moments, updated in place.
+        state_steps: per-parameter step counters (tensors), incremented in place.
+        foreach: multi-tensor kernel; None picks PyTorch's default for these tensors.
+        capturable: keep bias corrections on device (step counters on the params' device).
+        differentiable: let autograd record the step (for-loop kernel only).
+        beta1: first-moment coefficient β1.
+        beta2: second-moment coefficient β2.
+        beta3: velocity penalty coefficient β3.
+        alpha1: cap α1 on the penalty; η_t ≥ lr/(1+α1).
+        lr: maximal learning rate α0.
+        weight_decay: decoupled weight decay λ, scaled by η_t.
+        eps: term added to the denominator.
+        maximize: maximise the objective instead.
+        power: exponent p of the penalty Σ|x|^p (2: squared L2 norm).
+        penalize: ``"velocity"`` (the first moment, the paper) or ``"gradient"``.
+
+    Returns:
+        η_t, the effective learning rate of this step, as a 0-dim tensor.
+
+    Raises:
+        RuntimeError: on sparse or complex gradients, or for the foreach kernel with
+            ``differentiable=True``.
+        ValueError: for an unknown ``penalize`` value or a list-length mismatch.
+    """
+    if penalize not in PENALIZE_OPTIONS:
+        raise ValueError(
+            f"Invalid penalize value: {penalize!r} (expected one of {PENALIZE_OPTIONS})"
+        )
+    if not len(params) == len(grads) == len(exp_avgs) == len(exp_avg_sqs) == len(state_steps):
+        raise ValueError("params, grads, exp_avgs, exp_avg_sqs and state_steps differ in length")
+    if not params:
+        raise ValueError("vradam() got no tensors")
+    for i, grad in enumerate(grads):
+        if grad.is_sparse or grad.is_complex():
+            kind = "sparse" if grad.is_sparse else "complex"
+            raise RuntimeError(f"VRAdam does not support {kind} gradients (tensor {i})")
+    use_foreach = _resolve_foreach(foreach, params, differentiable)
+    penalty_sum = _moments(
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        state_steps,
+        foreach=use_foreach,
+        beta1=beta1,
+        beta2=beta2,
+        power=power if _needs_norm(beta3, alpha1) else None,
+        penalize=penalize,
+        maximize=maximize,
+        differentiable=differentiable,
+    )
+    eta = _effective_lr(penalty_sum, lr=lr, beta3=beta3, alpha1=alpha1, like=params[0])
+    _update(
+        params,
+        exp_avgs,
+        exp_avg_sqs,
+        state_steps,
+        foreach=use_foreach,
+        eta=eta,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        capturable=capturable,
+        differentiable=differentiable,
+    )
+    return eta
