@@ -1,0 +1,352 @@
+"""The engine: a study definition goes in, every trial's result lands in the store.
+
+``run_study`` creates (or resumes) the study record, expands it into cells (one Optuna
+study per (task, optimizer), created up front in the store's database), asks Optuna for
+hyperparameters, runs each ``(hparams, seed)`` exactly once on the given executor
+(retrying failures up to ``max_retries``), and records every result. Running the same
+study again continues where it stopped: finished keys are skipped.
+
+The engine imports neither torch nor ray: it receives an executor object.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from studies.cells import Cell, WorkItem, n_planned, optuna_study_name
+from studies.errors import ConflictError
+from studies.spec import StudySpec, load_spec, validate_spec
+from studies.store import CellRecord, Store, StudyRecord, StudyStatus, TrialRecord
+from studies.store.sql import engine_kwargs
+from workers.executors.base import Executor, TrialOutcome
+from workers.results import Outcome
+
+logger = logging.getLogger(__name__)
+
+_FINAL = {str(o) for o in (Outcome.COMPLETE, Outcome.DIVERGED, Outcome.PRUNED)}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Sent to the ``progress`` callback at the start and after every recorded trial.
+
+    Attributes:
+        done: Trials with a final result (or out of retries).
+        total: Trials planned.
+        best_value: Best objective among complete trials so far.
+        best_cell: ``task/optimizer`` of that trial.
+        elapsed_s: Seconds since this run started.
+        record: The trial just recorded (``None`` for the start event).
+    """
+
+    done: int
+    total: int
+    best_value: float | None
+    best_cell: str | None
+    elapsed_s: float
+    record: TrialRecord | None = None
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """Per-cell result: counts by outcome and the best configuration (mean over seeds)."""
+
+    cell: CellRecord
+    counts: dict[str, int]
+    best_value: float | None
+    best_hparams: dict[str, Any] | None
+
+    @property
+    def best_lr(self) -> float | None:
+        """The best configuration's learning rate."""
+        return None if self.best_hparams is None else self.best_hparams.get("lr")
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What ``run_study`` returns."""
+
+    study_id: str
+    name: str
+    status: StudyStatus
+    cells: list[CellSummary]
+    n_planned: int
+    n_run: int
+    elapsed_s: float
+    disclosures: list[str] = field(default_factory=list)
+    metric: str = "val_loss"
+
+
+class _Throttled:
+    """Calls ``fn`` at most every ``period`` seconds; latches once True.
+
+    The default period is 0: callers pass cheap checks (an event set by a heartbeat
+    thread or a signal handler), and a cancellation should take effect at once.
+    """
+
+    def __init__(self, fn: Callable[[], bool] | None, period: float = 0.0) -> None:
+        self._fn, self._period = fn, period
+        self._last = -math.inf
+        self._value = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        if self._fn is None or self._value:
+            return self._value
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last >= self._period:
+                self._last = now
+                self._value = bool(self._fn())
+        return self._value
+
+
+def open_optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on the store's database (same URL, same SQLite timeouts)."""
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))
+
+
+def run_study(
+    spec: StudySpec | Mapping[str, Any] | str | Path,
+    store: Store,
+    executor: Executor,
+    study_id: str | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> StudySummary:
+    """Run (or resume) a study to completion, cancellation or error.
+
+    Args:
+        spec: The study definition (validated here against the registries).
+        store: Where everything is recorded; its schema must exist.
+        executor: Where trials run.
+        study_id: Resume this study; ``None`` creates a new one.
+        progress: Called with a :class:`ProgressEvent` at the start and after each trial.
+        should_stop: Polled between trials and after every epoch (keep it cheap); True
+            cancels the study within seconds.
+
+    Returns:
+        The summary; the study ends ``completed`` or ``cancelled``.
+
+    Raises:
+        SpecError: The definition is invalid.
+        NotFoundError: ``study_id`` does not exist.
+        StoreError: The database is unreachable (the study stays resumable).
+    """
+    spec = validate_spec(load_spec(spec))
+    t0 = time.monotonic()
+    record = _start(spec, store, study_id)
+    stop = _Throttled(should_stop)
+    storage = open_optuna_storage(store.url)
+    cells: list[Cell] = []
+    n_run = 0
+    try:
+        for task in spec.tasks:
+            for opt in spec.optimizers:
+                rec = store.ensure_cell(
+                    record.id,
+                    task.name,
+                    opt.name,
+                    optuna_study_name(spec.name, record.id, task.name, opt.name),
+                    n_planned(spec, opt.name),
+                )
+                cells.append(Cell(spec, rec, storage))
+        n_run = _run_cells(spec, store, executor, record, cells, stop, progress, t0)
+        status = StudyStatus.CANCELLED if stop() else StudyStatus.COMPLETED
+        store.set_status(record.id, status)
+    except BaseException as e:
+        for cell in cells:
+            cell.abandon()
+        if isinstance(e, KeyboardInterrupt):
+            store.set_status(record.id, StudyStatus.CANCELLED, "interrupted")
+        elif isinstance(e, Exception):
+            logger.exception("study %s failed", record.id)
+            try:
+                store.set_status(record.id, StudyStatus.FAILED, f"{type(e).__name__}: {e}")
+            except Exception:
+                logger.exception("could not mark study %s failed", record.id)
+        raise
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+    return summarize(spec, store, record.id, n_run=n_run, elapsed_s=time.monotonic() - t0)
+
+
+def _start(spec: StudySpec, store: Store, study_id: str | None) -> StudyRecord:
+    if study_id is None:
+        record = store.create_study(spec.name, spec.to_dict())
+    else:
+        record = store.get_study(study_id)
+    if record.status != StudyStatus.RUNNING:
+        record = store.set_status(record.id, StudyStatus.RUNNING)
+    logger.info("study %s (%s): running", record.id, spec.name)
+    return record
+
+
+def _cell_state(
+    store: Store, study_id: str, cell: Cell
+) -> tuple[dict[str, TrialRecord], dict[str, int]]:
+    records, _ = store.list_trials(study_id, cell_id=cell.record.id, limit=10**9)
+    finished = {r.key: r for r in records if r.outcome in _FINAL}
+    return finished, {r.key: r.attempts for r in records}
+
+
+def _run_cells(
+    spec: StudySpec,
+    store: Store,
+    executor: Executor,
+    record: StudyRecord,
+    cells: list[Cell],
+    stop: _Throttled,
+    progress: Callable[[ProgressEvent], None] | None,
+    t0: float,
+) -> int:
+    by_id = {c.record.id: c for c in cells}
+    state = {c.record.id: _cell_state(store, record.id, c) for c in cells}
+    for c in cells:
+        c.prepare(state[c.record.id][0])
+    total = sum(c.record.n_planned for c in cells)
+    best: list[Any] = [None, None]  # value, cell label
+    sign = 1.0 if spec.objective.direction == "minimize" else -1.0
+    for c in cells:
+        for r in state[c.record.id][0].values():
+            _update_best(best, r, sign)
+
+    limit = 1 + spec.max_retries
+    done = [sum(len(f) + c.exhausted(a, set(f)) for c in cells for f, a in [state[c.record.id]])]
+
+    def emit(rec: TrialRecord | None) -> None:
+        if rec is not None and (rec.outcome in _FINAL or rec.attempts >= limit):
+            done[0] += 1
+        if progress is not None:
+            progress(ProgressEvent(done[0], total, best[0], best[1], time.monotonic() - t0, rec))
+
+    emit(None)
+    n_run = 0
+    # Sampled cells ask for configurations in waves (adaptive samplers learn between
+    # waves); grid cells submit everything at once.
+    per_wave = max(1, math.ceil(executor.max_concurrent / (len(spec.seeds) * len(cells))))
+    while not stop():
+        items: list[tuple[Cell, WorkItem]] = []
+        for c in cells:
+            fin, att = state[c.record.id]
+            items.extend((c, it) for it in c.pending(set(fin), att, per_wave))
+        if not items:
+            break
+        requests = [c.launch(it) for c, it in items]
+
+        def prune(request: Any, epoch: Any) -> bool:
+            return by_id[request.cell_id].should_prune(request, epoch)
+
+        should_prune = prune if spec.pruning.name != "none" else None
+        n_wave = 0
+        for out in executor.run(requests, should_stop=stop, should_prune=should_prune):
+            rec = _handle(store, by_id[out.request.cell_id], out, state)
+            n_run += 1
+            n_wave += 1
+            if rec is not None:
+                _update_best(best, rec, sign)
+                emit(rec)
+        for c in cells:  # requests that never started (cancellation)
+            c.abandon()
+        if n_wave == 0 and not stop():
+            raise RuntimeError(f"executor {executor.name!r} returned no results")
+    return n_run
+
+
+def _handle(
+    store: Store,
+    cell: Cell,
+    out: TrialOutcome,
+    state: dict[int, tuple[dict[str, TrialRecord], dict[str, int]]],
+) -> TrialRecord | None:
+    req, result = out.request, out.result
+    if out.cancelled:
+        cell.tell(req.key, None, None)
+        return None
+    value = cell.objective_value(result)
+    number = cell.trial_number(req.key)
+    try:
+        rec = store.record_trial(req.cell_id, req.key, req.hparams, req.seed, result, value, number)
+    except ConflictError:
+        logger.warning("trial %s of cell %d was already finished elsewhere", req.key, req.cell_id)
+        cell.tell(req.key, None, None)
+        return None
+    cell.tell(req.key, result, value)
+    fin, att = state[req.cell_id]
+    att[req.key] = rec.attempts
+    if rec.outcome in _FINAL:
+        fin[req.key] = rec
+    elif result.error:
+        logger.warning("trial %s failed (attempt %d): %s", req.key, rec.attempts, result.error)
+    return rec
+
+
+def _update_best(best: list[Any], rec: TrialRecord, sign: float) -> None:
+    if rec.outcome != str(Outcome.COMPLETE) or rec.value is None:
+        return
+    if best[0] is None or sign * rec.value < sign * best[0]:
+        best[0], best[1] = rec.value, f"{rec.task}/{rec.optimizer}"
+
+
+def summarize(
+    spec: StudySpec | Mapping[str, Any],
+    store: Store,
+    study_id: str,
+    *,
+    n_run: int = 0,
+    elapsed_s: float = 0.0,
+) -> StudySummary:
+    """Summarise a study from the store: per cell, counts and best mean-over-seeds config.
+
+    A diverged trial counts with its told value (the initial metric); failed ones do not.
+
+    Raises:
+        NotFoundError: No such study.
+    """
+    spec = load_spec(spec)
+    record = store.get_study(study_id)
+    counts = store.outcome_counts(study_id)
+    sign = 1.0 if spec.objective.direction == "minimize" else -1.0
+    cells = []
+    for cell in store.list_cells(study_id):
+        records, _ = store.list_trials(study_id, cell_id=cell.id, limit=10**9)
+        groups: dict[str, list[float]] = defaultdict(list)
+        configs: dict[str, dict[str, Any]] = {}
+        for r in records:
+            if r.outcome in (str(Outcome.COMPLETE), str(Outcome.DIVERGED)) and r.value is not None:
+                cfg = repr(sorted(r.hparams.items()))
+                groups[cfg].append(r.value)
+                configs[cfg] = r.hparams
+        means = {k: statistics.fmean(v) for k, v in groups.items()}
+        best_key = min(means, key=lambda k: sign * means[k]) if means else None
+        cells.append(
+            CellSummary(
+                cell=cell,
+                counts=dict(counts.get(cell.id, {})),
+                best_value=means[best_key] if best_key else None,
+                best_hparams=dict(configs[best_key]) if best_key else None,
+            )
+        )
+    return StudySummary(
+        study_id=study_id,
+        name=record.name,
+        status=record.status,
+        cells=cells,
+        n_planned=sum(c.n_planned for c in store.list_cells(study_id)),
+        n_run=n_run,
+        elapsed_s=elapsed_s,
+        disclosures=spec.disclosures(),
+        metric=spec.objective.metric,
+    )

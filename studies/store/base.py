@@ -1,0 +1,240 @@
+"""The store contract: everything the engine, the service and the reports persist.
+
+Cut like Optuna's ``optuna/storages/_base.py``: one abstract class whose docstring is
+the contract, one conformance suite (``tests/studies/test_store_conformance.py``) run
+over every implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from studies.store.records import CellRecord, StudyRecord, StudyStatus, TokenRecord, TrialRecord
+from workers.results import TrialResult
+
+
+class Store(abc.ABC):
+    """Persistent state of studies, cells, trials, per-epoch metrics and API tokens.
+
+    Contract:
+        * The database is the single source of truth; a store object holds no state that
+          another process could not read back. Several processes may share a database.
+        * Optuna's RDB storage lives in the same database: :attr:`url` is the URL to give
+          ``optuna.storages.RDBStorage``. :meth:`create_schema` creates both schemas once,
+          before workers start (Optuna has a table-creation race).
+        * Every method raises :class:`~studies.errors.StoreError` when the database is
+          unreachable or its schema is missing; lookups of a missing object raise
+          :class:`~studies.errors.NotFoundError`; state conflicts raise
+          :class:`~studies.errors.ConflictError`.
+        * Studies: created ``queued``; a worker :meth:`claim_study` s one with a lease
+          (atomically: two workers never hold the same study), keeps it with
+          :meth:`renew_lease`, and ends it with :meth:`release_study`. A running study
+          whose lease expired can be claimed by another worker (resume).
+        * Trials: one row per ``(cell_id, key)``, where the key canonically encodes
+          ``(hparams, seed)``. A ``failed`` result increments ``attempts`` and keeps the
+          row failed; a final result (``complete``, ``diverged``, ``pruned``) replaces a
+          failed row; a second final result for the same key raises ConflictError, so no
+          finished trial is recorded twice. A result is durable once
+          :meth:`record_trial` returns, with its epoch rows written in the same
+          transaction.
+        * Listing methods return ``(items, total)`` where ``total`` ignores limit/offset.
+        * All datetimes are timezone-aware UTC.
+    """
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """The database URL; also the URL Optuna's RDBStorage uses."""
+
+    # ------------------------------------------------------------------ schema
+    @abc.abstractmethod
+    def create_schema(self) -> None:
+        """Migrate the schema to the latest version and create Optuna's tables.
+
+        Idempotent. Call it once before any worker starts.
+
+        Raises:
+            StoreError: The database is unreachable or the migration failed.
+        """
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Check that the database answers and the schema exists.
+
+        Raises:
+            StoreError: The database is unreachable or the schema is missing.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections (pools). The store must not be used afterwards."""
+
+    # ----------------------------------------------------------------- studies
+    @abc.abstractmethod
+    def create_study(self, name: str, spec: Mapping[str, Any]) -> StudyRecord:
+        """Store a submitted study with status ``queued`` and a fresh short-uuid id."""
+
+    @abc.abstractmethod
+    def get_study(self, study_id: str) -> StudyRecord:
+        """Return the study.
+
+        Raises:
+            NotFoundError: No study has this id.
+        """
+
+    @abc.abstractmethod
+    def list_studies(
+        self, status: StudyStatus | str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[StudyRecord], int]:
+        """Return studies (newest first), optionally of one status, and their total count."""
+
+    @abc.abstractmethod
+    def set_status(
+        self, study_id: str, status: StudyStatus | str, error: str | None = None
+    ) -> StudyRecord:
+        """Set a study's status; sets ``started_at`` on running, ``finished_at`` when final.
+
+        Moving a finished study back to queued or running (a resume) clears
+        ``finished_at`` and a spent ``cancel_requested``; a final status releases the lease.
+
+        Raises:
+            NotFoundError: No study has this id.
+        """
+
+    @abc.abstractmethod
+    def request_cancel(self, study_id: str) -> StudyRecord:
+        """Ask a study to stop: a queued study is cancelled at once, a running one is flagged.
+
+        Raises:
+            NotFoundError: No study has this id.
+            ConflictError: The study already finished.
+        """
+
+    @abc.abstractmethod
+    def delete_study(self, study_id: str) -> None:
+        """Delete a study with its cells, trials, epochs and Optuna studies.
+
+        Raises:
+            NotFoundError: No study has this id.
+            ConflictError: The study is running.
+        """
+
+    @abc.abstractmethod
+    def claim_study(self, worker_id: str, lease_seconds: float) -> StudyRecord | None:
+        """Atomically claim the oldest queued study, or a running one whose lease expired.
+
+        The claimed study becomes ``running`` with ``worker_id`` and a lease of
+        ``lease_seconds``. Returns ``None`` when there is nothing to claim.
+        """
+
+    @abc.abstractmethod
+    def renew_lease(self, study_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; ``False`` if the study is no longer running under this worker."""
+
+    @abc.abstractmethod
+    def release_study(
+        self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None
+    ) -> None:
+        """End this worker's lease, setting the study's status (and ``finished_at``).
+
+        Raises:
+            NotFoundError: No study has this id.
+            ConflictError: The study is held by another worker.
+        """
+
+    # ------------------------------------------------------------------- cells
+    @abc.abstractmethod
+    def ensure_cell(
+        self, study_id: str, task: str, optimizer: str, optuna_study_name: str, n_planned: int
+    ) -> CellRecord:
+        """Return the cell for ``(study_id, task, optimizer)``, creating it if needed.
+
+        Idempotent; an existing cell's ``n_planned`` is updated.
+
+        Raises:
+            NotFoundError: No study has this id.
+        """
+
+    @abc.abstractmethod
+    def list_cells(self, study_id: str) -> list[CellRecord]:
+        """Return the study's cells in creation order."""
+
+    # ------------------------------------------------------------------ trials
+    @abc.abstractmethod
+    def record_trial(
+        self,
+        cell_id: int,
+        key: str,
+        hparams: Mapping[str, Any],
+        seed: int,
+        result: TrialResult,
+        value: float | None,
+        optuna_trial_number: int | None,
+    ) -> TrialRecord:
+        """Record one attempt's result (see the class contract for the rules).
+
+        Raises:
+            NotFoundError: No cell has this id.
+            ConflictError: The key already has a final result.
+        """
+
+    @abc.abstractmethod
+    def finished_keys(self, cell_id: int) -> set[str]:
+        """Return the keys of the cell's trials that have a final outcome."""
+
+    @abc.abstractmethod
+    def attempts(self, cell_id: int, key: str) -> int:
+        """Return how many attempts the key has had (0 if never run)."""
+
+    @abc.abstractmethod
+    def list_trials(
+        self,
+        study_id: str,
+        cell_id: int | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        with_epochs: bool = False,
+    ) -> tuple[list[TrialRecord], int]:
+        """Return a study's trials (oldest first) and their total count."""
+
+    @abc.abstractmethod
+    def get_trial(self, study_id: str, trial_id: int) -> TrialRecord:
+        """Return one trial with its epochs.
+
+        Raises:
+            NotFoundError: No such trial in this study.
+        """
+
+    @abc.abstractmethod
+    def outcome_counts(self, study_id: str) -> dict[int, dict[str, int]]:
+        """Return ``{cell_id: {outcome: count}}`` for the study's trials."""
+
+    # ------------------------------------------------------------------ tokens
+    @abc.abstractmethod
+    def create_token(self, name: str, scopes: Sequence[str]) -> tuple[TokenRecord, str]:
+        """Create an API token; the secret is returned once and stored as a sha256 hash.
+
+        Raises:
+            ConflictError: A token with this name exists.
+        """
+
+    @abc.abstractmethod
+    def verify_token(self, secret: str) -> TokenRecord | None:
+        """Return the token for ``secret`` (updating ``last_used_at``), or ``None``.
+
+        Unknown and revoked secrets give ``None``; the comparison is constant-time.
+        """
+
+    @abc.abstractmethod
+    def list_tokens(self) -> list[TokenRecord]:
+        """Return every token, revoked ones included, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_token(self, name: str) -> TokenRecord:
+        """Revoke a token by name.
+
+        Raises:
+            NotFoundError: No token has this name.
+        """

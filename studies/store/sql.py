@@ -1,0 +1,353 @@
+"""SQLStore: the :class:`~studies.store.base.Store` on SQLAlchemy 2 (SQLite or PostgreSQL).
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on;
+PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``; a bare
+``postgresql://`` URL is rewritten to it). The schema comes from Alembic migrations in
+``studies/migrations``; Optuna's own tables share the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from studies.errors import ConflictError, NotFoundError, StoreError
+from studies.store import convert
+from studies.store.base import Store
+from studies.store.models import (
+    VERSION_TABLE,
+    CellRow,
+    EpochRow,
+    StudyRow,
+    TrialRow,
+)
+from studies.store.records import CellRecord, StudyRecord, StudyStatus
+from studies.store.sql_tokens import TokensMixin
+from studies.store.sql_trials import TrialsMixin
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with PostgreSQL pointed at psycopg 3."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """Engine arguments for ``url`` (also given to Optuna's RDBStorage)."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SQLStore(TrialsMixin, TokensMixin, Store):
+    """The store on a SQL database (see :class:`~studies.store.base.Store` for the contract).
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:///vradam_lab.db`` or
+            ``postgresql+psycopg://user@host:5432/db``.
+
+    Raises:
+        StoreError: The URL names an unsupported database or driver.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = normalize_url(url)
+        try:
+            self._engine = sa.create_engine(self._url, **engine_kwargs(self._url))
+        except (sa_exc.ArgumentError, ImportError) as e:
+            raise StoreError(f"cannot open database {url!r}: {e}") from e
+        self._dialect = self._engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database {self._dialect!r}: use SQLite or PostgreSQL")
+        if self._dialect == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        """The database URL; also the URL Optuna's RDBStorage uses."""
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        """One transaction; database errors become StoreError."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.InterfaceError) as e:
+            raise StoreError(f"database error: {e.orig or e}") from e
+
+    # ------------------------------------------------------------------ schema
+    def create_schema(self) -> None:
+        """Migrate to head (Alembic) and create Optuna's tables; idempotent."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("version_table", VERSION_TABLE)
+        try:
+            with self._engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            import optuna
+
+            storage = optuna.storages.RDBStorage(self._url, engine_kwargs=engine_kwargs(self._url))
+            storage.remove_session()
+            storage.engine.dispose()
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.InterfaceError) as e:
+            raise StoreError(f"cannot create the schema: {e.orig or e}") from e
+        logger.info("schema ready at %r", self)
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers and the schema exists."""
+        with self._session() as s:
+            s.execute(sa.select(sa.func.count()).select_from(StudyRow).limit(1))
+
+    # ----------------------------------------------------------------- studies
+    def create_study(self, name: str, spec: Mapping[str, Any]) -> StudyRecord:
+        """Store a submitted study as queued."""
+        row = StudyRow(
+            id=uuid.uuid4().hex[:12],
+            name=name,
+            spec=dict(spec),
+            status=StudyStatus.QUEUED.value,
+            created_at=_now(),
+            cancel_requested=False,
+        )
+        with self._session() as s:
+            s.add(row)
+        return convert.study(row)
+
+    def _study_row(self, s: Session, study_id: str, *, lock: bool = False) -> StudyRow:
+        stmt = sa.select(StudyRow).where(StudyRow.id == study_id)
+        if lock and self._dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = s.scalars(stmt).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no study {study_id!r}")
+        return row
+
+    def get_study(self, study_id: str) -> StudyRecord:
+        """Return the study; NotFoundError if missing."""
+        with self._session() as s:
+            return convert.study(self._study_row(s, study_id))
+
+    def list_studies(
+        self, status: StudyStatus | str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[StudyRecord], int]:
+        """Return studies newest first and their total count."""
+        where = [] if status is None else [StudyRow.status == StudyStatus(status).value]
+        with self._session() as s:
+            total = s.scalar(sa.select(sa.func.count()).select_from(StudyRow).where(*where)) or 0
+            rows = s.scalars(
+                sa.select(StudyRow)
+                .where(*where)
+                .order_by(StudyRow.created_at.desc(), StudyRow.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [convert.study(r) for r in rows], total
+
+    def set_status(
+        self, study_id: str, status: StudyStatus | str, error: str | None = None
+    ) -> StudyRecord:
+        """Set the status, started_at on running and finished_at when final."""
+        status = StudyStatus(status)
+        with self._session() as s:
+            row = self._study_row(s, study_id, lock=True)
+            _apply_status(row, status, error)
+            return convert.study(row)
+
+    def request_cancel(self, study_id: str) -> StudyRecord:
+        """Flag a running study; cancel a queued one at once; ConflictError if finished."""
+        with self._session() as s:
+            row = self._study_row(s, study_id, lock=True)
+            if StudyStatus(row.status).finished:
+                raise ConflictError(f"study {study_id!r} already finished ({row.status})")
+            row.cancel_requested = True
+            if row.status == StudyStatus.QUEUED:
+                _apply_status(row, StudyStatus.CANCELLED, None)
+            return convert.study(row)
+
+    def delete_study(self, study_id: str) -> None:
+        """Delete the study, its rows and its Optuna studies; ConflictError while running."""
+        with self._session() as s:
+            row = self._study_row(s, study_id, lock=True)
+            if row.status == StudyStatus.RUNNING:
+                raise ConflictError(f"study {study_id!r} is running: cancel it first")
+            names = s.scalars(
+                sa.select(CellRow.optuna_study_name).where(CellRow.study_id == study_id)
+            ).all()
+            for model in (EpochRow, TrialRow, CellRow):
+                s.execute(sa.delete(model).where(model.study_id == study_id))
+            s.delete(row)
+        if names:
+            import optuna
+
+            storage = optuna.storages.RDBStorage(self._url, engine_kwargs=engine_kwargs(self._url))
+            try:
+                for name in names:
+                    with contextlib.suppress(KeyError):
+                        optuna.delete_study(study_name=name, storage=storage)
+            finally:
+                storage.remove_session()
+                storage.engine.dispose()
+
+    def claim_study(self, worker_id: str, lease_seconds: float) -> StudyRecord | None:
+        """Atomically claim the oldest queued study or a running one with an expired lease."""
+        now = _now()
+        claimable = sa.or_(
+            StudyRow.status == StudyStatus.QUEUED.value,
+            sa.and_(
+                StudyRow.status == StudyStatus.RUNNING.value,
+                StudyRow.lease_expires_at.is_not(None),
+                StudyRow.lease_expires_at < now,
+            ),
+        )
+        with self._session() as s:
+            for _ in range(20):  # SQLite: another worker may win a candidate; try the next
+                stmt = sa.select(StudyRow.id).where(claimable).order_by(StudyRow.created_at)
+                if self._dialect == "postgresql":
+                    stmt = stmt.with_for_update(skip_locked=True)
+                study_id = s.scalars(stmt.limit(1)).first()
+                if study_id is None:
+                    return None
+                values: dict[str, Any] = {
+                    "status": StudyStatus.RUNNING.value,
+                    "worker_id": worker_id,
+                    "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                    "started_at": sa.func.coalesce(StudyRow.started_at, now),
+                }
+                done = s.execute(
+                    sa.update(StudyRow)
+                    .where(StudyRow.id == study_id, claimable)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount == 1:
+                    s.flush()
+                    s.expire_all()
+                    return convert.study(self._study_row(s, study_id))
+        return None
+
+    def renew_lease(self, study_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the study is not running under this worker."""
+        with self._session() as s:
+            done = s.execute(
+                sa.update(StudyRow)
+                .where(
+                    StudyRow.id == study_id,
+                    StudyRow.worker_id == worker_id,
+                    StudyRow.status == StudyStatus.RUNNING.value,
+                )
+                .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            return done.rowcount == 1
+
+    def release_study(
+        self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None
+    ) -> None:
+        """End this worker's lease with a status; ConflictError if another worker holds it."""
+        with self._session() as s:
+            row = self._study_row(s, study_id, lock=True)
+            if row.worker_id not in (None, worker_id):
+                raise ConflictError(f"study {study_id!r} is held by worker {row.worker_id!r}")
+            _apply_status(row, StudyStatus(status), error)
+            row.worker_id = None
+            row.lease_expires_at = None
+
+    # ------------------------------------------------------------------- cells
+    def ensure_cell(
+        self, study_id: str, task: str, optimizer: str, optuna_study_name: str, n_planned: int
+    ) -> CellRecord:
+        """Return the (study, task, optimizer) cell, creating it if needed."""
+        for _ in range(2):
+            try:
+                with self._session() as s:
+                    self._study_row(s, study_id)
+                    row = s.scalars(
+                        sa.select(CellRow).where(
+                            CellRow.study_id == study_id,
+                            CellRow.task == task,
+                            CellRow.optimizer == optimizer,
+                        )
+                    ).one_or_none()
+                    if row is None:
+                        row = CellRow(
+                            study_id=study_id,
+                            task=task,
+                            optimizer=optimizer,
+                            optuna_study_name=optuna_study_name,
+                            n_planned=n_planned,
+                        )
+                        s.add(row)
+                    else:
+                        row.n_planned = n_planned
+                    s.flush()
+                    return convert.cell(row)
+            except sa_exc.IntegrityError:  # a concurrent creator won: read theirs
+                continue
+        raise ConflictError(f"cannot create cell {optuna_study_name!r}: the name is taken")
+
+    def list_cells(self, study_id: str) -> list[CellRecord]:
+        """Return the study's cells in creation order."""
+        with self._session() as s:
+            rows = s.scalars(
+                sa.select(CellRow).where(CellRow.study_id == study_id).order_by(CellRow.id)
+            ).all()
+            return [convert.cell(r) for r in rows]
+
+
+def _apply_status(row: StudyRow, status: StudyStatus, error: str | None) -> None:
+    now = _now()
+    if StudyStatus(row.status).finished and not status.finished:
+        row.cancel_requested = False  # a finished study resumed: an old cancel is spent
+    row.status = status.value
+    if status == StudyStatus.RUNNING and row.started_at is None:
+        row.started_at = now
+    if status.finished:
+        row.finished_at = now
+        row.worker_id = None
+        row.lease_expires_at = None
+    else:
+        row.finished_at = None
+    if error is not None or status.finished:
+        row.error = error
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cur.close()

@@ -1,0 +1,219 @@
+"""Study definitions: parsing, field-path errors, registry validation, fairness disclosures."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from studies.errors import SpecError
+from studies.spec import StudySpec, load_spec, parse_spec
+
+DEFINITIONS = sorted((Path(__file__).parents[2] / "studies" / "definitions").glob("*.yaml"))
+
+BASE: dict[str, Any] = {
+    "name": "t",
+    "tasks": [{"name": "quadratic", "budget": {"epochs": 2}}],
+    "optimizers": [
+        {"name": "adamw", "fixed": {"weight_decay": 0.0}},
+        {"name": "vradam", "fixed": {"beta3": 1.0, "alpha1": 10.0}},
+    ],
+    "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
+    "sampler": {"name": "grid", "points": {"lr": 5}},
+    "seeds": [0, 1],
+}
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    d = copy.deepcopy(BASE)
+    d.update(changes)
+    return d
+
+
+def errors_of(data: Any) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    return dict(info.value.errors)
+
+
+def test_defaults_and_frozen() -> None:
+    s = parse_spec(spec())
+    assert s.objective.metric == "val_loss" and s.pruning.name == "none"
+    assert s.executor.name == "local" and s.max_retries == 2 and s.divergence.loss_factor == 10
+    assert s.space_for("vradam") == s.search_space
+    with pytest.raises(pydantic.ValidationError):
+        s.name = "other"  # type: ignore[misc]
+    assert StudySpec.model_validate(s.to_dict()) == s  # JSON round trip
+
+
+@pytest.mark.parametrize("path", DEFINITIONS, ids=lambda p: p.name)
+def test_every_ready_made_definition_is_valid(path: Path) -> None:
+    s = parse_spec(path)
+    assert s.sampler.name == "grid" and len(s.seeds) >= 2
+    assert {"adamw", "vradam"} <= {o.name for o in s.optimizers}
+    assert s.search_space["lr"].log
+
+
+def test_demo_definition_is_the_issue_s_demo() -> None:
+    s = parse_spec(Path(__file__).parents[2] / "studies" / "definitions" / "demo.yaml")
+    assert [t.name for t in s.tasks] == ["digits_cnn", "stdlib_char_lm"]
+    assert [o.name for o in s.optimizers] == ["adamw", "vradam"]
+    assert s.executor.name == "local" and 2 <= len(s.seeds) <= 3 and len(s.tasks) == 2
+
+
+def test_yaml_json_text_and_missing_file() -> None:
+    text = json.dumps(spec())
+    assert load_spec(text) == load_spec(spec())
+    yaml_text = (
+        "name: y\ntasks: [{name: quadratic}]\n"
+        "optimizers: [{name: adamw, fixed: {weight_decay: 1e-4}}]\n"
+    )
+    loaded = load_spec(yaml_text)
+    assert loaded.optimizers[0].fixed == {"weight_decay": 1e-4}  # YAML's "1e-4" string coerced
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec("/nonexistent/study.yaml")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec("- a\n- b\n")
+
+
+def test_structural_errors_name_their_field_paths() -> None:
+    errs = errors_of(
+        spec(
+            surprise=1,
+            tasks=[{"name": "quadratic", "budget": {"epochs": 0}}],
+            search_space={"lr": {"type": "float", "low": 1.0, "high": 0.1}},
+            sampler={"name": "grid", "points": {"lr": 0}},
+            seeds=[1, 1],
+        )
+    )
+    assert "surprise" in errs and "Extra inputs" in errs["surprise"]
+    assert "tasks.0.budget.epochs" in errs
+    assert "must be < `high`" in errs["search_space.lr"]
+    assert "sampler.points" in errs
+    assert "unique" in errs["seeds"]
+
+
+@pytest.mark.parametrize(
+    ("dim", "message"),
+    [
+        ({"type": "float", "low": 0.0, "high": 1.0, "log": True}, "log-scaled"),
+        ({"type": "categorical"}, "choices"),
+        ({"type": "categorical", "choices": [1, 1]}, "duplicates"),
+        ({"type": "float", "low": 0.1, "high": 1.0, "choices": [1]}, "not `choices`"),
+        ({"type": "int", "low": 1.5, "high": 4}, "integer"),
+    ],
+)
+def test_dimension_errors(dim: dict[str, Any], message: str) -> None:
+    errs = errors_of(spec(search_space={"lr": dim}))
+    assert message in errs["search_space.lr"]
+
+
+def test_registry_errors_name_their_field_paths() -> None:
+    errs = errors_of(
+        spec(
+            tasks=[{"name": "nope"}, {"name": "quadratic", "options": {"colour": 1}}],
+            optimizers=[
+                {"name": "adamw", "fixed": {"beta3": 1.0}},
+                {"name": "vradam", "fixed": {"beta3": -1.0, "beta1": 1.5}},
+                {"name": "notanoptimizer"},
+            ],
+        )
+    )
+    assert "tasks.0.name" in errs and "quadratic" in errs["tasks.0.name"]  # names the known ones
+    assert "tasks.1.options.colour" in errs
+    assert "has no hyperparameter 'beta3'" in errs["optimizers.0.fixed.beta3"]
+    assert ">= 0" in errs["optimizers.1.fixed.beta3"]
+    assert "optimizers.1.fixed.beta1" in errs
+    assert "optimizers.2.name" in errs
+
+
+def test_search_space_must_lie_inside_every_optimizer_s_valid_range() -> None:
+    errs = errors_of(
+        spec(
+            search_space={
+                "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+                "beta1": {"type": "float", "low": 0.5, "high": 1.0},  # beta1 < 1 required
+            },
+            sampler={"name": "grid", "points": {"lr": 3, "beta1": 2}},
+        )
+    )
+    assert "outside" in errs["search_space.beta1"]
+    errs = errors_of(
+        spec(
+            search_space={"beta3": {"type": "float", "low": 0.1, "high": 2.0}},
+            sampler={"name": "grid", "points": {"beta3": 2}},
+        )
+    )
+    assert "'adamw' has no hyperparameter 'beta3'" in errs["search_space.beta3"]
+
+
+def test_metric_must_be_reported_by_every_task() -> None:
+    errs = errors_of(spec(objective={"metric": "val_acc"}))
+    assert "quadratic" in errs["objective.metric"] and "val_acc" in errs["objective.metric"]
+    objective = {"metric": "val_acc", "direction": "maximize"}
+    ok = parse_spec(spec(tasks=[{"name": "digits_cnn"}], objective=objective))
+    assert ok.objective.direction == "maximize"
+
+
+def test_sampler_rules() -> None:
+    assert "sampler.points.lr" in errors_of(spec(sampler={"name": "grid"}))
+    assert "search_space" in errors_of(spec(search_space={}, sampler={"name": "grid"}))
+    errs = errors_of(
+        spec(sampler={"name": "grid", "points": {"lr": 3, "momentum": 2}, "n_trials": 4})
+    )
+    assert "sampler.points.momentum" in errs and "sampler.n_trials" in errs
+    assert "sampler.n_trials" in errors_of(spec(sampler={"name": "tpe"}))
+    assert "sampler.points" in errors_of(
+        spec(sampler={"name": "random", "points": {"lr": 3}, "n_trials": 3})
+    )
+    assert "CMA-ES" in errors_of(spec(sampler={"name": "cmaes", "n_trials": 4}))["sampler.name"]
+    cat = {
+        "lr": BASE["search_space"]["lr"],
+        "eps": {"type": "categorical", "choices": [1e-8, 1e-6]},
+    }
+    assert "search_space.eps" in errors_of(
+        spec(search_space=cat, sampler={"name": "qmc", "n_trials": 4})
+    )
+    for name in ("random", "tpe", "qmc"):
+        assert parse_spec(spec(sampler={"name": name, "n_trials": 4})).sampler.name == name
+
+
+def test_per_optimizer_dimensions_are_allowed_and_disclosed() -> None:
+    extra = {"beta3": {"type": "float", "low": 0.1, "high": 2.0}}
+    s = parse_spec(
+        spec(
+            optimizers=[
+                {"name": "adamw", "fixed": {"weight_decay": 0.0}},
+                {"name": "vradam", "fixed": {"alpha1": 10.0}, "search_space": extra},
+            ],
+            sampler={"name": "grid", "points": {"lr": 3, "beta3": 2}},
+            pruning={"name": "median"},
+        )
+    )
+    assert s.extra_dimensions() == {"vradam": ["beta3"]}
+    assert set(s.space_for("vradam")) == {"lr", "beta3"} and set(s.space_for("adamw")) == {"lr"}
+    text = " ".join(s.disclosures())
+    assert "vradam also searched beta3" in text and "pruning (median)" in text
+    clash = errors_of(
+        spec(optimizers=[{"name": "vradam", "fixed": {"beta3": 1.0}, "search_space": extra}])
+    )
+    assert "optimizers.0.search_space.beta3" in clash
+
+
+def test_executor_rules() -> None:
+    errs = errors_of(spec(executor={"name": "local", "ray_address": "ray://x:10001"}))
+    assert "ray_address" in errs["executor"]
+    ok = parse_spec(
+        spec(
+            executor={
+                "name": "ray",
+                "resources_per_trial": {"cpu": 1, "gpu": 0.25},
+                "max_concurrent": 4,
+            }
+        )
+    )
+    assert ok.executor.resources_per_trial.gpu == 0.25

@@ -1,0 +1,150 @@
+"""One conformance suite for every executor (workers/executors/base.py's contract)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from studies.sampling import trial_key
+from workers.executors import Executor, LocalExecutor, TrialRequest
+from workers.results import Outcome
+from workers.tasks.base import Budget
+
+FAKE = "tests.workers.trialfns:sleepy"
+
+
+def req(i: int, task: str = "fake", epochs: int = 2, **hparams: Any) -> TrialRequest:
+    hp = {"lr": 1.0 + i, **hparams}
+    return TrialRequest(
+        task, "adamw", hp, i % 2, Budget(epochs), key=trial_key(hp, i % 2), cell_id=1
+    )
+
+
+def make(kind: str, request: pytest.FixtureRequest, max_concurrent: int, trial_fn: str) -> Executor:
+    if kind == "ray":
+        request.getfixturevalue("ray_cluster")
+        from workers.executors.ray_executor import RayExecutor
+
+        return RayExecutor(max_concurrent=max_concurrent, trial_fn=trial_fn)
+    return LocalExecutor(max_concurrent=max_concurrent, trial_fn=trial_fn)
+
+
+KINDS = ["local", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def executor_factory(kind: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    made: list[Executor] = []
+
+    def factory(max_concurrent: int = 2, trial_fn: str = FAKE) -> Executor:
+        made.append(make(kind, request, max_concurrent, trial_fn))
+        return made[-1]
+
+    yield factory
+    for ex in made:
+        ex.close()
+
+
+def test_real_trials_on_quadratic(executor_factory: Any) -> None:
+    ex = executor_factory(trial_fn="workers.trial:run_trial")
+    requests = [
+        TrialRequest("quadratic", "adamw", {"lr": lr}, s, Budget(2), key=f"{lr}/{s}", cell_id=3)
+        for lr in (0.1, 10.0)
+        for s in (0, 1)
+    ]
+    outs = list(ex.run(requests))
+    assert sorted(o.request.key for o in outs) == sorted(r.key for r in requests)
+    by_lr = {}
+    for o in outs:
+        assert not o.cancelled
+        by_lr.setdefault(o.request.hparams["lr"], set()).add(o.result.outcome)
+        assert o.result.epochs[0].epoch == 0 and "val_loss" in o.result.initial_metrics
+    assert by_lr == {0.1: {Outcome.COMPLETE}, 10.0: {Outcome.DIVERGED}}
+
+
+def test_failures_are_results_not_exceptions(executor_factory: Any) -> None:
+    ex = executor_factory()
+    outs = {o.request.key: o for o in ex.run([req(0), req(1, crash=True), req(2)])}
+    assert len(outs) == 3
+    crashed = outs[req(1, crash=True).key].result
+    assert crashed.outcome == Outcome.FAILED and "boom" in (crashed.error or "")
+    assert outs[req(0).key].result.outcome == Outcome.COMPLETE
+
+
+def test_trials_run_concurrently_up_to_the_limit(executor_factory: Any) -> None:
+    ex = executor_factory(max_concurrent=2)
+    requests = [req(i, sleep=0.4) for i in range(4)]  # 2 epochs x 0.4 s each
+    outs = list(ex.run(requests))
+    spans = sorted((o.result.metrics["t0"], o.result.metrics["t1"]) for o in outs)
+    overlaps = [max(0.0, min(a[1], b[1]) - max(a[0], b[0])) for a in spans for b in spans if a < b]
+    assert max(overlaps) > 0.3  # two trials really ran at the same time
+    at_once = max(sum(1 for s in spans if s[0] <= t < s[1]) for t, _ in spans)
+    assert at_once <= 2  # and never more than the limit
+
+
+def test_should_prune_stops_a_trial_as_pruned(executor_factory: Any) -> None:
+    ex = executor_factory(max_concurrent=1)
+    seen: list[int] = []
+
+    def prune(request: TrialRequest, epoch: Any) -> bool:
+        seen.append(epoch.epoch)
+        return request.hparams["lr"] == 1.0 and epoch.epoch >= 2
+
+    outs = {
+        o.request.key: o for o in ex.run([req(0, epochs=5), req(1, epochs=3)], should_prune=prune)
+    }
+    pruned = outs[req(0, epochs=5).key].result
+    assert pruned.outcome == Outcome.PRUNED and [e.epoch for e in pruned.epochs] == [0, 1, 2]
+    assert outs[req(1, epochs=3).key].result.outcome == Outcome.COMPLETE
+    assert 0 not in seen  # the epoch at initialisation is never offered to the pruner
+
+
+def test_should_stop_cancels_within_seconds(executor_factory: Any) -> None:
+    ex = executor_factory(max_concurrent=2)
+    requests = [req(i, epochs=40, sleep=0.25) for i in range(4)]  # 10 s each if not stopped
+    first_epoch: list[float] = []
+
+    def watch(request: TrialRequest, epoch: Any) -> bool:  # sees every epoch; prunes nothing
+        if not first_epoch:
+            first_epoch.append(time.monotonic())
+        return False
+
+    def stop() -> bool:  # a cancel request 1 s after training started
+        return bool(first_epoch) and time.monotonic() - first_epoch[0] > 1.0
+
+    outs = list(ex.run(requests, should_stop=stop, should_prune=watch))
+    assert first_epoch and time.monotonic() - first_epoch[0] < 7.0
+    assert outs and len(outs) <= 4 and all(o.cancelled for o in outs)
+    assert all(o.result.outcome != Outcome.COMPLETE for o in outs)
+
+
+def test_stop_before_start_runs_nothing(executor_factory: Any) -> None:
+    ex = executor_factory()
+    outs = list(ex.run([req(0), req(1)], should_stop=lambda: True))
+    assert all(o.cancelled for o in outs)
+    assert all(o.result.outcome != Outcome.COMPLETE for o in outs)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_lost_worker_is_a_failed_result(ray_cluster: None) -> None:
+    from workers.executors.ray_executor import RayExecutor
+
+    with RayExecutor(max_concurrent=2, trial_fn=FAKE) as ex:
+        outs = {o.request.key: o for o in ex.run([req(0, die=True), req(1)])}
+    lost = outs[req(0, die=True).key].result
+    assert lost.outcome == Outcome.FAILED and "worker" in (lost.error or "")
+    assert outs[req(1).key].result.outcome == Outcome.COMPLETE
+
+
+def test_local_validates_its_limit() -> None:
+    with pytest.raises(ValueError):
+        LocalExecutor(max_concurrent=0)

@@ -1,0 +1,176 @@
+"""The executor contract: run a batch of trials, yield results as they complete.
+
+Cut like Optuna's ``storages/_base.py``: one ABC whose docstring is the contract and one
+conformance suite (``tests/workers/test_executors.py``) run over every implementation.
+Torch- and Ray-free at import: the engine receives an executor object.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any
+
+from workers.results import EpochMetrics, Outcome, TrialResult
+from workers.tasks.base import Budget
+
+DEFAULT_TRIAL_FN = "workers.trial:run_trial"
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """Everything a worker needs to run one trial (JSON-able for transport).
+
+    Attributes:
+        task: Task registry name.
+        optimizer: Optimizer registry name (or import string).
+        hparams: Hyperparameters for the optimizer.
+        seed: Seed of model init, data order and augmentation.
+        budget: Trial budget (``None``: the task's default).
+        loss_factor: Divergence threshold as a multiple of the initial loss.
+        data_dir: Where the task reads its files.
+        task_options: Task constructor options.
+        key: Canonical ``(hparams, seed)`` key, unique within the cell.
+        cell_id: The cell this trial belongs to.
+    """
+
+    task: str
+    optimizer: str
+    hparams: Mapping[str, Any]
+    seed: int
+    budget: Budget | None = None
+    loss_factor: float = 10.0
+    data_dir: str | None = None
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    key: str = ""
+    cell_id: int = 0
+
+    @property
+    def ident(self) -> tuple[int, str]:
+        """``(cell_id, key)``: unique within a batch."""
+        return (self.cell_id, self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        d = asdict(self)
+        d["hparams"] = dict(self.hparams)
+        d["task_options"] = dict(self.task_options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrialRequest:
+        """Inverse of :meth:`to_dict`."""
+        budget = d.get("budget")
+        return cls(**{**d, "budget": Budget(**budget) if budget else None})
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What an executor yields for a request.
+
+    Attributes:
+        request: The request.
+        result: Its result (``FAILED`` with ``error`` for exceptions and lost workers).
+        cancelled: True when the trial was stopped because ``should_stop`` asked so: it is
+            not a result (the engine records nothing, and a resume runs it again).
+    """
+
+    request: TrialRequest
+    result: TrialResult
+    cancelled: bool = False
+
+
+StopFn = Callable[[], bool]
+PruneFn = Callable[[TrialRequest, EpochMetrics], bool]
+TrialFn = Callable[..., TrialResult]
+
+
+def load_trial_fn(path: str) -> TrialFn:
+    """Import ``"package.module:function"`` (the function with ``run_trial``'s signature).
+
+    Raises:
+        ImportError: The module or function does not exist.
+    """
+    module, _, name = path.partition(":")
+    fn = getattr(importlib.import_module(module), name, None)
+    if fn is None:
+        raise ImportError(f"{module!r} has no attribute {name!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def call_trial(fn: TrialFn, request: TrialRequest, report: Any, device: str | None) -> TrialResult:
+    """Run ``request`` through ``fn``; any exception becomes a ``FAILED`` result."""
+    try:
+        return fn(
+            request.task,
+            request.optimizer,
+            dict(request.hparams),
+            request.seed,
+            request.budget,
+            report,
+            loss_factor=request.loss_factor,
+            device=device,
+            data_dir=request.data_dir,
+            task_options=dict(request.task_options),
+        )
+    except Exception as e:  # run_trial should not raise; a broken import might
+        return failed_result(f"{type(e).__name__}: {e}")
+
+
+def failed_result(error: str) -> TrialResult:
+    """A ``FAILED`` result with ``error``."""
+    return TrialResult(outcome=Outcome.FAILED, metrics={}, error=error)
+
+
+class Executor(abc.ABC):
+    """Runs trials, at most ``max_concurrent`` at a time, all through ``run_trial``.
+
+    Contract:
+        * :meth:`run` takes a batch of requests with distinct ``(cell_id, key)`` and yields
+          one :class:`TrialOutcome` per request that started, in completion order, as
+          each completes. Trials really run concurrently up to ``max_concurrent``.
+        * Training failures, exceptions and lost workers are ``FAILED`` results, never
+          exceptions out of :meth:`run`; the executor does not retry (the engine does).
+        * ``should_prune(request, epoch_metrics)`` is consulted after every epoch (epoch
+          0 excluded); True stops the trial as ``PRUNED``.
+        * ``should_stop()`` is polled between trials and after every epoch. Once it is
+          True, no new trial starts, running trials are stopped within seconds and
+          yielded with ``cancelled=True``; requests never started are either not yielded
+          or yielded with ``cancelled=True``.
+        * Both hooks run in the process that called :meth:`run` (any thread).
+        * :meth:`close` releases resources (threads, a Ray cluster the executor started).
+    """
+
+    name: str = "executor"
+
+    def __init__(self, max_concurrent: int = 1) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        self.max_concurrent = max_concurrent
+
+    @abc.abstractmethod
+    def run(
+        self,
+        requests: Sequence[TrialRequest],
+        *,
+        should_stop: StopFn | None = None,
+        should_prune: PruneFn | None = None,
+    ) -> Iterator[TrialOutcome]:
+        """Run ``requests``; yield each outcome as it completes (see the contract)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

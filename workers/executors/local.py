@@ -1,0 +1,99 @@
+"""The in-process executor: sequential, or a thread pool for concurrency."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+from collections.abc import Iterator, Sequence
+
+from workers.executors.base import (
+    DEFAULT_TRIAL_FN,
+    Executor,
+    PruneFn,
+    StopFn,
+    TrialFn,
+    TrialOutcome,
+    TrialRequest,
+    call_trial,
+    load_trial_fn,
+)
+from workers.results import EpochMetrics
+
+
+class LocalExecutor(Executor):
+    """Runs trials in this process (threads when ``max_concurrent > 1``).
+
+    PyTorch releases the GIL in its kernels, so threads overlap; for real parallel
+    training on a machine use the Ray executor.
+
+    Args:
+        max_concurrent: Trials at a time.
+        device: Passed to ``run_trial`` (``None``: CUDA if available).
+        trial_fn: Import string of the trial function (tests inject failures here).
+
+    Raises:
+        ValueError: ``max_concurrent`` is below 1.
+    """
+
+    name = "local"
+
+    def __init__(
+        self, max_concurrent: int = 1, device: str | None = None, trial_fn: str = DEFAULT_TRIAL_FN
+    ) -> None:
+        super().__init__(max_concurrent)
+        self.device = device
+        self.trial_fn_path = trial_fn
+        self._fn: TrialFn | None = None
+
+    def _trial_fn(self) -> TrialFn:
+        if self._fn is None:
+            self._fn = load_trial_fn(self.trial_fn_path)
+        return self._fn
+
+    def _run_one(
+        self, request: TrialRequest, should_stop: StopFn | None, should_prune: PruneFn | None
+    ) -> TrialOutcome:
+        stopped = threading.Event()
+
+        def report(epoch: EpochMetrics) -> bool:
+            if should_stop is not None and should_stop():
+                stopped.set()
+                return True
+            return bool(
+                epoch.epoch > 0 and should_prune is not None and should_prune(request, epoch)
+            )
+
+        result = call_trial(self._trial_fn(), request, report, self.device)
+        return TrialOutcome(request, result, cancelled=stopped.is_set())
+
+    def run(
+        self,
+        requests: Sequence[TrialRequest],
+        *,
+        should_stop: StopFn | None = None,
+        should_prune: PruneFn | None = None,
+    ) -> Iterator[TrialOutcome]:
+        """Run ``requests`` in this process; yield outcomes as they complete."""
+
+        def stop() -> bool:
+            return should_stop is not None and should_stop()
+
+        if self.max_concurrent == 1:
+            for request in requests:
+                if stop():
+                    return
+                yield self._run_one(request, should_stop, should_prune)
+            return
+        pending = list(requests)[::-1]
+        with cf.ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="trial") as pool:
+            running: set[cf.Future[TrialOutcome]] = set()
+            while pending or running:
+                while pending and len(running) < self.max_concurrent and not stop():
+                    running.add(
+                        pool.submit(self._run_one, pending.pop(), should_stop, should_prune)
+                    )
+                if not running:
+                    return
+                done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()

@@ -1,0 +1,318 @@
+"""The Ray executor: each batch of trials is one Ray Tune run (``tune.Tuner``).
+
+Every request is one Tune trial of a function trainable that calls ``run_trial``; Tune
+places trials with per-trial resources (``tune.with_resources``: CPUs and fractional
+GPUs) and runs at most ``max_concurrent`` at a time (``max_concurrent_trials``). Actors
+are reused between trials, so a worker imports torch once.
+
+Results flow back while the run goes on: ``Tuner.fit`` runs in a helper thread, and a
+Tune :class:`~ray.tune.Callback` puts each trial's final result on a queue that
+:meth:`RayExecutor.run` yields from. A :class:`~ray.tune.Stopper` evaluated on the driver
+applies pruning (``should_prune``) and cancellation (``should_stop``: ``stop_all``) per
+epoch. A trial whose worker dies, or whose trainable raises, becomes a ``FAILED`` result
+(Tune's own retries are off; the engine retries).
+
+Ray notes (2.60): a new local cluster enables token authentication by default (Ray
+writes a token to ``~/.ray/auth_token``; a remote cluster needs that token too); call
+this from a long-lived thread or process, not a web server's main thread (``ray.init``
+replaces its SIGTERM handler).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ray import tune
+
+from workers.executors.base import (
+    DEFAULT_TRIAL_FN,
+    Executor,
+    PruneFn,
+    StopFn,
+    TrialOutcome,
+    TrialRequest,
+    call_trial,
+    failed_result,
+    load_trial_fn,
+)
+from workers.results import EpochMetrics, Outcome, TrialResult
+
+logger = logging.getLogger(__name__)
+
+_QUIET_ENV = {
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no CSV/JSON/TensorBoard files per trial
+    "TUNE_GLOBAL_CHECKPOINT_S": "3600",  # experiment state: the store is the truth
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S": "600",
+}
+
+
+def _trainable(config: dict[str, Any], requests: list[dict[str, Any]], trial_fn: str) -> None:
+    """The Tune function trainable: run one request and report its epochs and result."""
+    index = int(config["i"])
+    request = TrialRequest.from_dict(requests[index])
+
+    def report(epoch: EpochMetrics) -> bool:
+        tune.report(
+            {
+                "i": index,
+                "kind": "epoch",
+                "epoch": epoch.epoch,
+                "step": epoch.step,
+                "metrics_json": json.dumps(dict(epoch.metrics)),
+                "elr": epoch.effective_lr_ratio,
+            }
+        )
+        return False
+
+    result = call_trial(load_trial_fn(trial_fn), request, report, None)
+    tune.report({"i": index, "kind": "final", "result_json": json.dumps(result.to_dict())})
+
+
+class _Run:
+    """Driver-side state of one Tune run (shared by the stopper and the callback)."""
+
+    def __init__(
+        self, requests: Sequence[TrialRequest], should_stop: StopFn, should_prune: PruneFn | None
+    ) -> None:
+        self.requests = list(requests)
+        self.should_stop = should_stop
+        self.should_prune = should_prune
+        self.out: queue.Queue[TrialOutcome] = queue.Queue()
+        self.epochs: dict[int, list[EpochMetrics]] = {}
+        self.stopped: dict[int, str] = {}  # index -> "prune" | "cancel"
+        self.done: set[int] = set()
+        self.started: set[int] = set()
+        self.lock = threading.Lock()
+
+    def emit(self, index: int, result: TrialResult, cancelled: bool = False) -> None:
+        with self.lock:
+            if index in self.done:
+                return
+            self.done.add(index)
+        self.out.put(TrialOutcome(self.requests[index], result, cancelled))
+
+    def on_epoch(self, index: int, result: dict[str, Any]) -> bool:
+        epoch = EpochMetrics(
+            epoch=int(result["epoch"]),
+            step=int(result["step"]),
+            metrics=json.loads(result["metrics_json"]),
+            effective_lr_ratio=result.get("elr"),
+        )
+        self.epochs.setdefault(index, []).append(epoch)
+        if self.should_stop():
+            self.stopped[index] = "cancel"
+            return True
+        prune = self.should_prune
+        if prune is not None and epoch.epoch > 0 and prune(self.requests[index], epoch):
+            self.stopped[index] = "prune"
+            return True
+        return False
+
+    def finish(self) -> None:
+        """After the Tune run: account for started trials Tune stopped silently.
+
+        ``stop_all`` ends running trials without a completion event; they are cancelled
+        (or, without a stop request, failed: they ended without a result).
+        """
+        for index in sorted(self.started - self.done):
+            self.ended(index, None)
+
+    def ended(self, index: int, error: str | None) -> None:
+        """A trial ended without a final report: stopped by us, or lost."""
+        reason = self.stopped.get(index)
+        epochs = tuple(self.epochs.get(index, ()))
+        if reason == "cancel" or (error is None and reason is None and self.should_stop()):
+            self.emit(index, failed_result("cancelled"), cancelled=True)
+        elif reason == "prune":
+            last = epochs[-1].metrics if epochs else {}
+            initial = epochs[0].metrics if epochs else {}
+            self.emit(index, TrialResult(Outcome.PRUNED, dict(last), dict(initial), epochs))
+        else:
+            self.emit(index, failed_result(error or "the trial ended without a result"))
+
+
+# Tune pickles its stopper and callbacks into the experiment state; they hold only a run
+# id and find the driver-side state (queues, locks) here.
+_RUNS: dict[str, _Run] = {}
+
+
+class _Stopper(tune.Stopper):
+    """Pruning and cancellation, evaluated on the driver after every epoch."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if result.get("kind") != "epoch":
+            return False
+        return _RUNS[self.run_id].on_epoch(int(result["i"]), result)
+
+    def stop_all(self) -> bool:
+        run = _RUNS.get(self.run_id)
+        return run is not None and run.should_stop()
+
+
+class _Collector(tune.Callback):
+    """Turns Tune's trial events into outcomes on the run's queue."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        if result.get("kind") == "final":
+            data = json.loads(result["result_json"])
+            _RUNS[self.run_id].emit(int(result["i"]), TrialResult.from_dict(data))
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        _RUNS[self.run_id].started.add(int(trial.config["i"]))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        _RUNS[self.run_id].ended(int(trial.config["i"]), None)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        error = trial.get_error()
+        text = f"{type(error).__name__}: {error}" if error else "the trial's worker died"
+        _RUNS[self.run_id].ended(int(trial.config["i"]), f"worker lost or trainable raised: {text}")
+
+
+class RayExecutor(Executor):
+    """Runs trials on Ray Tune (see the module docstring).
+
+    Args:
+        max_concurrent: Trials at a time (Tune's ``max_concurrent_trials``).
+        cpus_per_trial: CPUs reserved per trial.
+        gpus_per_trial: GPUs per trial; fractions share a GPU (0.5: two trials per GPU).
+        address: Ray cluster address; ``None`` starts (or reuses) a local Ray.
+        num_cpus: CPUs of a local Ray started here (``None``: all).
+        trial_fn: Import string of the trial function (tests inject failures here).
+        storage_path: Where Tune keeps its run state (default: a temporary directory).
+
+    Raises:
+        ValueError: ``max_concurrent`` below 1 or negative resources.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        max_concurrent: int = 1,
+        cpus_per_trial: float = 1.0,
+        gpus_per_trial: float = 0.0,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        trial_fn: str = DEFAULT_TRIAL_FN,
+        storage_path: str | None = None,
+    ) -> None:
+        super().__init__(max_concurrent)
+        if cpus_per_trial <= 0 or gpus_per_trial < 0:
+            raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+        self.cpus_per_trial = cpus_per_trial
+        self.gpus_per_trial = gpus_per_trial
+        self.address = address
+        self.num_cpus = num_cpus
+        self.trial_fn = trial_fn
+        self._own_storage = storage_path is None
+        self.storage_path = storage_path or tempfile.mkdtemp(prefix="vradam-tune-")
+        self._started_ray = False
+
+    def _ensure_ray(self) -> None:
+        import ray
+
+        # Per-trial result files are off (the store keeps everything), so the end-of-run
+        # analysis would warn once per trial that it found none.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        if ray.is_initialized():
+            return
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if self.address:
+            ray.init(address=self.address, **kwargs)
+        else:
+            ray.init(num_cpus=self.num_cpus, **kwargs)
+        self._started_ray = True
+
+    def run(
+        self,
+        requests: Sequence[TrialRequest],
+        *,
+        should_stop: StopFn | None = None,
+        should_prune: PruneFn | None = None,
+    ) -> Iterator[TrialOutcome]:
+        """Run ``requests`` as one Tune run; yield outcomes as trials complete."""
+        requests = list(requests)
+        if not requests:
+            return
+        for k, v in _QUIET_ENV.items():
+            os.environ.setdefault(k, v)
+        self._ensure_ray()
+
+        run_id = f"vradam-{uuid.uuid4().hex[:8]}"
+        run = _RUNS[run_id] = _Run(requests, should_stop or (lambda: False), should_prune)
+        stopper, collector = _Stopper(run_id), _Collector(run_id)
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                _trainable, requests=[r.to_dict() for r in requests], trial_fn=self.trial_fn
+            ),
+            {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"i": tune.grid_search(list(range(len(requests))))},
+            tune_config=tune.TuneConfig(
+                num_samples=1, max_concurrent_trials=self.max_concurrent, reuse_actors=True
+            ),
+            run_config=tune.RunConfig(
+                name=run_id,
+                storage_path=self.storage_path,
+                stop=stopper,
+                callbacks=[collector],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0),
+            ),
+        )
+        errors: list[BaseException] = []
+
+        def fit() -> None:
+            try:
+                tuner.fit()
+            except BaseException as e:
+                errors.append(e)
+
+        thread = threading.Thread(target=fit, name="ray-tune-fit", daemon=True)
+        thread.start()
+        try:
+            while thread.is_alive() or not run.out.empty():
+                try:
+                    yield run.out.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            thread.join()
+            run.finish()
+            while not run.out.empty():
+                yield run.out.get()
+        finally:
+            _RUNS.pop(run_id, None)
+        if errors:
+            raise RuntimeError(f"Ray Tune run failed: {errors[0]}") from errors[0]
+
+    def close(self) -> None:
+        """Shut down a Ray this executor started and remove its temporary storage."""
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+        if self._own_storage:
+            shutil.rmtree(self.storage_path, ignore_errors=True)
