@@ -1,0 +1,1 @@
+"""One router per resource, laid out like the FastAPI full-stack template."""

@@ -1,0 +1,382 @@
+"""The Python SDK: a typed client for the VRAdam Lab API.
+
+Example:
+    >>> from service.client import Client
+    >>> with Client("http://127.0.0.1:8000", token="vl_...") as client:  # doctest: +SKIP
+    ...     study = client.submit("studies/definitions/demo.yaml")
+    ...     final = client.wait(study.id)
+    ...     print(final.status, final.counts)
+
+Results are the API's own pydantic models (:mod:`service.schemas`). Every failure raises
+a :class:`ClientError` subclass carrying the server's message and field errors, never a
+raw ``httpx`` error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel
+
+from service.schemas import (
+    API_PREFIX,
+    Catalog,
+    OptimizerOut,
+    Page,
+    StudyOut,
+    TaskOut,
+    TrialOut,
+)
+from studies.errors import LabError
+
+ReportFormat = Literal["json", "md", "html", "png", "svg"]
+
+
+# ------------------------------------------------------------------- exceptions
+class ClientError(LabError):
+    """A request to the API failed.
+
+    Attributes:
+        status_code: The HTTP status (``None`` when the server was not reached).
+        code: The server's error code (e.g. ``not_found``).
+        message: The server's message.
+        fields: ``(path, message)`` pairs for invalid input.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str = "error",
+        fields: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.fields: list[tuple[str, str]] = list(fields or [])
+        detail = "; ".join(f"{p}: {m}" if p else m for p, m in self.fields)
+        prefix = f"HTTP {status_code}: " if status_code else ""
+        text = f"{prefix}{message}"
+        if detail and detail not in message:
+            text = f"{text} ({detail})"
+        super().__init__(text)
+
+
+class ConnectionFailed(ClientError):
+    """The server could not be reached (refused, timed out, DNS...)."""
+
+
+class InvalidRequest(ClientError):
+    """The server rejected the input (400/422); :attr:`fields` names each problem."""
+
+
+class Unauthorized(ClientError):
+    """401: no API token, or an unknown or revoked one."""
+
+
+class Forbidden(ClientError):
+    """403: the token lacks the right for this request."""
+
+
+class NotFound(ClientError):
+    """404: no such study, trial or route."""
+
+
+class Conflict(ClientError):
+    """409: the request conflicts with the resource's state."""
+
+
+class ServiceUnavailable(ClientError):
+    """503: the server's database is unreachable."""
+
+
+class ServerError(ClientError):
+    """Any other error status (5xx)."""
+
+
+class WaitTimeout(ClientError):
+    """:meth:`Client.wait` gave up before the study finished."""
+
+
+ERRORS_BY_STATUS: dict[int, type[ClientError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidRequest,
+    503: ServiceUnavailable,
+}
+
+
+def error_from_response(response: httpx.Response) -> ClientError:
+    """Turn an error response (the API's one error body shape) into a ClientError."""
+    code, message, fields = "error", response.reason_phrase or "error", []
+    try:
+        err = response.json()["error"]
+        code, message = str(err.get("code", code)), str(err.get("message", message))
+        fields = [(str(f.get("path", "")), str(f.get("message", ""))) for f in err.get("fields")]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = response.text.strip()
+        message = text[:500] if text else message
+    cls = ERRORS_BY_STATUS.get(response.status_code, ServerError)
+    return cls(message, status_code=response.status_code, code=code, fields=fields)
+
+
+# ----------------------------------------------------------------------- client
+class Client:
+    """A client of one VRAdam Lab server.
+
+    Args:
+        base_url: The server, e.g. ``http://127.0.0.1:8000``.
+        token: An API token (needed for writes; for reads unless the server runs in
+            local mode).
+        timeout: Seconds per request.
+        transport: An ``httpx`` transport (tests pass an ASGI transport).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"Client({self.base_url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # ---------------------------------------------------------------- transport
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ConnectionFailed(f"request to {self.base_url} timed out") from exc
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, f"{API_PREFIX}{path}", **kwargs).json()
+
+    # ------------------------------------------------------------------ studies
+    def submit(self, spec: str | Path | Mapping[str, Any] | BaseModel) -> StudyOut:
+        """Submit a study definition: a YAML/JSON file path, a dict or a ``StudySpec``.
+
+        Raises:
+            InvalidRequest: The definition is invalid (``fields`` names each problem).
+            ClientError: Any other failure (e.g. Unauthorized without a write token).
+        """
+        body = _spec_body(spec)
+        return StudyOut.model_validate(self._json("POST", "/studies", json=body))
+
+    def get(self, study_id: str) -> StudyOut:
+        """Return one study.
+
+        Raises:
+            NotFound: No such study.
+        """
+        return StudyOut.model_validate(self._json("GET", f"/studies/{study_id}"))
+
+    def list(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Page[StudyOut]:
+        """Return a page of studies, newest first, optionally of one status."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = str(status)
+        return Page[StudyOut].model_validate(self._json("GET", "/studies", params=params))
+
+    def trials(
+        self,
+        study_id: str,
+        *,
+        cell_id: int | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[TrialOut]:
+        """Return a page of a study's trials, oldest first.
+
+        Raises:
+            NotFound: No such study.
+        """
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if cell_id is not None:
+            params["cell_id"] = cell_id
+        if outcome:
+            params["outcome"] = str(outcome)
+        data = self._json("GET", f"/studies/{study_id}/trials", params=params)
+        return Page[TrialOut].model_validate(data)
+
+    def all_trials(self, study_id: str, **filters: Any) -> list[TrialOut]:
+        """Return every trial of a study (all pages)."""
+        out: list[TrialOut] = []
+        while True:
+            page = self.trials(study_id, offset=len(out), limit=500, **filters)
+            out.extend(page.items)
+            if not page.items or len(out) >= page.total:
+                return out
+
+    def trial(self, study_id: str, trial_id: int) -> TrialOut:
+        """Return one trial with its per-epoch metrics.
+
+        Raises:
+            NotFound: No such study or trial.
+        """
+        return TrialOut.model_validate(self._json("GET", f"/studies/{study_id}/trials/{trial_id}"))
+
+    def cancel(self, study_id: str) -> StudyOut:
+        """Ask a study to stop (a queued one is cancelled at once).
+
+        Raises:
+            NotFound: No such study.
+            Conflict: The study already finished.
+        """
+        return StudyOut.model_validate(self._json("POST", f"/studies/{study_id}/cancel"))
+
+    def delete(self, study_id: str) -> None:
+        """Delete a study and everything recorded for it.
+
+        Raises:
+            NotFound: No such study.
+            Conflict: The study is running (cancel it first).
+        """
+        self._request("DELETE", f"{API_PREFIX}/studies/{study_id}")
+
+    def wait(
+        self,
+        study_id: str,
+        *,
+        progress: bool = True,
+        poll_seconds: float = 1.0,
+        timeout: float | None = None,
+    ) -> StudyOut:
+        """Poll a study until it reaches a final status and return it.
+
+        Args:
+            study_id: The study.
+            progress: Show a rich progress bar (trials done/planned, elapsed, ETA).
+            poll_seconds: Seconds between polls.
+            timeout: Give up after this many seconds (``None``: wait forever).
+
+        Raises:
+            WaitTimeout: ``timeout`` passed first.
+            ClientError: A request failed.
+        """
+        from service.progress import StudyProgress
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with StudyProgress(enabled=progress) as bar:
+            while True:
+                study = self.get(study_id)
+                bar.update(study)
+                if study.status.finished:
+                    return study
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeout(
+                        f"study {study_id} still {study.status} after {timeout:g} s",
+                        code="timeout",
+                    )
+                time.sleep(poll_seconds)
+
+    # ------------------------------------------------------------------ catalog
+    def catalog(self) -> Catalog:
+        """Return every task and optimizer with their hyperparameter schemas."""
+        return Catalog.model_validate(self._json("GET", "/catalog"))
+
+    def tasks(self) -> list[TaskOut]:
+        """Return the registered tasks."""
+        return [TaskOut.model_validate(t) for t in self._json("GET", "/catalog/tasks")]
+
+    def optimizers(self) -> list[OptimizerOut]:
+        """Return the registered optimizers."""
+        return [OptimizerOut.model_validate(o) for o in self._json("GET", "/catalog/optimizers")]
+
+    # ------------------------------------------------------------------ reports
+    def report(
+        self, study_id: str, format: ReportFormat = "json", *, baseline: str = "adamw"
+    ) -> dict[str, Any] | str | bytes:
+        """Return the study's robustness report.
+
+        Returns:
+            A dict for ``json``, text for ``md``/``html``/``svg``, bytes for ``png``.
+
+        Raises:
+            NotFound: No such study.
+        """
+        response = self._request(
+            "GET",
+            f"{API_PREFIX}/studies/{study_id}/report",
+            params={"format": format, "baseline": baseline},
+        )
+        if format == "json":
+            return response.json()
+        if format == "png":
+            return response.content
+        return response.text
+
+    # ------------------------------------------------------------------- health
+    def healthy(self) -> bool:
+        """Return whether the server answers ``/healthz``."""
+        try:
+            self._request("GET", "/healthz")
+        except ClientError:
+            return False
+        return True
+
+    def ready(self) -> bool:
+        """Return whether the server and its database answer ``/readyz``."""
+        try:
+            self._request("GET", "/readyz")
+        except ClientError:
+            return False
+        return True
+
+
+def _spec_body(spec: str | Path | Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+    """Read a study definition into a JSON-able dict (YAML or JSON files).
+
+    Raises:
+        InvalidRequest: The file is missing or does not parse.
+    """
+    if isinstance(spec, BaseModel):
+        return spec.model_dump(mode="json")
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc.strerror}", code="invalid") from exc
+    import yaml
+
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidRequest(f"cannot parse {path}: {exc}", code="invalid") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{path} must hold a mapping, not {type(data).__name__}")
+    return data

@@ -1,0 +1,129 @@
+"""Options and helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.schemas import StudyOut, TrialOut
+from studies.errors import LabError
+
+if TYPE_CHECKING:
+    from service.client import Client
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+console = Console()
+err_console = Console(stderr=True)
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="VRADAM_LAB_URL", help="The API's base URL.")
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="VRADAM_LAB_TOKEN",
+        help="API token (or set VRADAM_LAB_TOKEN).",
+        show_default=False,
+        show_envvar=True,
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (default: VRADAM_LAB_DB_URL, VRADAM_LAB_DB, or sqlite:///vradam_lab.db).",
+        show_default=False,
+    ),
+]
+
+
+def db_url(db: str | None) -> str:
+    """Return ``db`` or the configured default database URL."""
+    if db:
+        return db
+    from service.settings import Settings
+
+    return Settings().db_url
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Print lab errors (server errors included) as one red line and exit with status 1."""
+    try:
+        yield
+    except LabError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        fields = getattr(e, "fields", None) or getattr(e, "errors", None) or []
+        for path, message in fields:
+            err_console.print(f"  {path or '<root>'}: {message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def quiet_optuna() -> None:
+    """Silence Optuna's per-study/per-trial INFO lines (it configures its own handler)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def client(url: str, token: str | None) -> Client:
+    """Return an SDK client."""
+    from service.client import Client
+
+    return Client(url, token=token)
+
+
+def study_table(studies: list[StudyOut]) -> Table:
+    """A table of studies: id, name, status, progress, counts, elapsed."""
+    table = Table(show_lines=False)
+    for col in ("id", "name", "status", "progress", "outcomes", "elapsed"):
+        table.add_column(col)
+    for s in studies:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(s.counts.items()))
+        elapsed = f"{s.timings.elapsed_s:.1f}s" if s.timings.elapsed_s is not None else ""
+        progress = f"{s.progress.n_finished}/{s.progress.n_planned}"
+        table.add_row(s.id, s.name, str(s.status), progress, counts, elapsed)
+    return table
+
+
+def cells_table(study: StudyOut) -> Table:
+    """A table of a study's cells with their progress and outcome counts."""
+    table = Table(title=f"study {study.id} ({study.name}): {study.status}")
+    for col in ("cell", "task", "optimizer", "done", "outcomes"):
+        table.add_column(col)
+    for c in study.progress.cells:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(c.counts.items()))
+        table.add_row(str(c.id), c.task, c.optimizer, f"{c.n_finished}/{c.n_planned}", counts)
+    return table
+
+
+def trials_table(trials: list[TrialOut]) -> Table:
+    """A table of trials: id, cell, optimizer, hyperparameters, seed, outcome, value."""
+    table = Table()
+    for col in ("id", "task", "optimizer", "hparams", "seed", "outcome", "value", "wall"):
+        table.add_column(col)
+    for t in trials:
+        hp = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.hparams.items()))
+        value = _fmt(t.value) if t.value is not None else ""
+        table.add_row(
+            str(t.id), t.task, t.optimizer, hp, str(t.seed), str(t.outcome), value,
+            f"{t.wall_time_s:.2f}s",
+        )  # fmt: skip
+    return table
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def is_tty() -> bool:
+    """Whether stderr is a terminal (progress bars only then, by default)."""
+    return sys.stderr.isatty()

@@ -1,0 +1,144 @@
+"""``vradam-hpo demo`` (what ``make demo`` runs): the whole service, end to end, on one machine.
+
+Starts the embedded service (API + one worker) on a SQLite file (``./runs/demo.db`` by
+default; ``--db`` to change), submits ``studies/definitions/demo.yaml`` through the SDK
+with a fresh API token, waits with a progress bar, prints the result table, writes the
+report to ``./reports/demo/`` and says where to look next, then stops the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from service.commands._common import cli_errors, console, err_console, quiet_optuna
+from studies.errors import LabError
+
+if TYPE_CHECKING:
+    from studies.report import Report
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "studies" / "definitions" / "demo.yaml"
+DEMO_DB = Path("runs") / "demo.db"
+DEMO_OUT = Path("reports") / "demo"
+
+
+def result_table(report: Report) -> Table:
+    """One row per (task, optimizer): η*, ℓ* ± 95% half-width, basin width, divergence, wins.
+
+    ``diverges`` is the smallest learning rate where half the seeds diverged; ``W(0.1)``
+    is the basin width in decades of learning rate (``+``: it reaches the
+    grid's edge, so the true width is larger); ``win rate`` is the paired share of
+    (learning rate, seed) pairs where the optimizer beat the baseline.
+    """
+    table = Table(
+        title=f"learning-rate robustness ({report.metric}, {report.direction}; "
+        f"baseline {report.baseline})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("task", "optimizer", "η*", "ℓ*", "W(0.1)", "diverges", "win rate"):
+        justify = "left" if col in ("task", "optimizer") else "right"
+        table.add_column(col, justify=justify, no_wrap=True)
+    for task in report.tasks:
+        for o in task.optimizers:
+            best = ""
+            if o.best is not None:
+                best = f"{o.best.mean:.4g}"
+                if o.best.lo is not None and o.best.hi is not None:
+                    best += f"±{(o.best.hi - o.best.lo) / 2:.2g}"
+            basin = next((b for b in o.basins if abs(b.delta - 0.1) < 1e-9), None)
+            width = f"{basin.width:.2f}{'+' if basin.open_ended else ''}" if basin else ""
+            overall = o.paired.overall if o.paired else None
+            table.add_row(
+                task.task,
+                o.optimizer,
+                f"{o.lr_star:.3g}" if o.lr_star is not None else "",
+                best,
+                width,
+                f"{o.divergence_lr:.3g}" if o.divergence_lr is not None else "none",
+                f"{overall.win_rate:.0%}" if overall is not None else "",
+            )
+    return table
+
+
+def demo(
+    spec: Annotated[
+        Path, typer.Option("--spec", help="Study definition to run.", exists=True, dir_okay=False)
+    ] = DEMO_SPEC,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: sqlite:///runs/demo.db)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Report directory.")] = DEMO_OUT,
+    port: Annotated[int, typer.Option(help="API port (0: any free port).")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+) -> None:
+    """Run a study through the embedded service and write its report."""
+    from service.client import Client
+    from service.embedded import EmbeddedService, safe_url
+    from service.settings import Settings
+    from studies.report import build_report, write_report
+
+    quiet_optuna()
+    if db is None:
+        DEMO_DB.parent.mkdir(parents=True, exist_ok=True)
+        db = f"sqlite:///{DEMO_DB}"
+    settings = Settings(
+        db_url=db, host="127.0.0.1", port=port, local_mode=True, poll_seconds=0.5,
+        heartbeat_seconds=1.0,
+    )  # fmt: skip
+    with cli_errors():
+        service = EmbeddedService(settings).start()
+        token_name = f"demo-{uuid.uuid4().hex[:8]}"
+        try:
+            console.print(
+                f"[bold green]VRAdam Lab demo[/]: API on {service.url} "
+                f"(docs at {service.docs_url} while the demo runs), database {safe_url(db)}",
+                soft_wrap=True,
+            )
+            _, secret = service.store.create_token(token_name, ("read", "write"))
+            with Client(service.url, token=secret) as client:
+                study = client.submit(spec)
+                console.print(
+                    f"submitted study [bold]{study.id}[/] ({study.name}) from {spec}",
+                    soft_wrap=True,
+                )
+                final = client.wait(study.id, progress=progress, timeout=timeout)
+            report = build_report(service.store, final.id)
+            paths = write_report(report, out)
+        finally:
+            with contextlib.suppress(LabError):
+                service.store.revoke_token(token_name)
+            service.stop()
+    counts = " ".join(f"{k}={v}" for k, v in sorted(final.counts.items()))
+    console.print(
+        f"study {final.id}: [bold]{final.status}[/] in {final.timings.elapsed_s or 0:.1f} s "
+        f"({counts})"
+    )
+    console.print(result_table(report))
+    shown = safe_url(db)
+    files = ", ".join(p.name for p in paths.values())
+    for line in (
+        "\n[bold]Where to look next[/]",
+        f"  report:     {paths['html']}  ({files} in {out})",
+        f"  API + docs: vradam-hpo serve --db {shown}  then open http://127.0.0.1:8000/docs",
+        f"  dashboard:  vradam-hpo dashboard --db {shown}  (Optuna dashboard, every cell)",
+        f"  re-report:  vradam-hpo report {final.id} --db {shown} --out DIR",
+    ):
+        console.print(line, soft_wrap=True)
+    if final.status != "completed":
+        err_console.print(f"[red]the study ended {final.status}[/]: {final.error or ''}")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``demo`` to ``app``."""
+    app.command()(demo)

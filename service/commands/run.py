@@ -1,0 +1,202 @@
+"""``vradam-hpo run STUDY.yaml``: run a study in this process, straight on the store.
+
+No API server: the engine runs here with the local or the Ray executor, with a progress
+bar (trials done/total, best so far, elapsed, ETA) and a summary table at the end.
+Running the same definition again resumes the newest unfinished study of that name and
+definition (the executor section may differ): finished trials are not run again.
+Ctrl-C stops gracefully (the study is marked cancelled and resumes on the next run); a
+second Ctrl-C aborts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from service.commands._common import DbOption, cli_errors, console, db_url, err_console
+
+if TYPE_CHECKING:
+    from studies.engine import ProgressEvent, StudySummary
+    from studies.spec import StudySpec
+    from studies.store import Store, StudyRecord
+
+logger = logging.getLogger(__name__)
+
+
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a spec that decide its results (not where trials run)."""
+    return {k: v for k, v in spec.items() if k != "executor"}
+
+
+def find_resumable(store: Store, spec: StudySpec) -> StudyRecord | None:
+    """The newest study with this name and definition (executor aside), if any."""
+    want = _comparable(spec.to_dict())
+    offset = 0
+    while True:
+        page, total = store.list_studies(limit=200, offset=offset)
+        for record in page:
+            if record.name == spec.name and _comparable(record.spec) == want:
+                return record
+        offset += len(page)
+        if not page or offset >= total:
+            return None
+
+
+def summary_table(summary: StudySummary) -> Table:
+    """Per cell: trials by outcome, best learning rate and best value (mean over seeds)."""
+    table = Table(
+        title=f"study {summary.study_id} ({summary.name}): {summary.status}, "
+        f"{summary.n_run} trials run now in {summary.elapsed_s:.1f}s",
+        caption="n: trials planned; ok = complete, div = diverged; best lr and its "
+        "metric: mean over seeds (a divergence counts as the initial value)",
+    )
+    table.add_column("task", no_wrap=True)
+    table.add_column("optimizer", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column("ok/div/pruned/failed", justify="right", no_wrap=True)
+    table.add_column("best lr", justify="right", no_wrap=True)
+    table.add_column(summary.metric, justify="right", no_wrap=True)
+    for c in summary.cells:
+        table.add_row(
+            c.cell.task,
+            c.cell.optimizer,
+            str(c.cell.n_planned),
+            "/".join(str(c.counts.get(k, 0)) for k in ("complete", "diverged", "pruned", "failed")),
+            f"{c.best_lr:.3g}" if c.best_lr is not None else "",
+            f"{c.best_value:.4g}" if c.best_value is not None else "",
+        )
+    return table
+
+
+class _Interrupt:
+    """First SIGINT asks the engine to stop; the second raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        err_console.print("[yellow]stopping after the running trials (Ctrl-C again to abort)")
+        self.event.set()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def run(
+    study: Annotated[
+        Path, typer.Argument(help="Study definition (YAML or JSON).", exists=True, dir_okay=False)
+    ],
+    db: DbOption = None,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="local or ray (default: the definition's)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster address (default: local).")
+    ] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option("--max-concurrent", min=1, help="Trials at a time.")
+    ] = None,
+    new: Annotated[
+        bool, typer.Option("--new", help="Start a new study instead of resuming one.")
+    ] = False,
+) -> None:
+    """Run (or resume) a study here, on the local or the Ray executor."""
+    from studies.engine import run_study, summarize
+    from studies.spec import parse_spec
+    from studies.store import StudyStatus, open_store
+    from workers.executors import executor_for_spec
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    with cli_errors():
+        spec = parse_spec(study)
+        updates: dict[str, Any] = {}
+        if executor is not None:
+            if executor not in ("local", "ray"):
+                raise typer.BadParameter("use 'local' or 'ray'", param_hint="--executor")
+            updates["name"] = executor
+        if max_concurrent is not None:
+            updates["max_concurrent"] = max_concurrent
+        if ray_address is not None:
+            updates.update(name="ray", ray_address=ray_address)
+        if updates:
+            spec = spec.model_copy(update={"executor": spec.executor.model_copy(update=updates)})
+        store = open_store(db_url(db))
+        store.create_schema()
+        previous = None if new else find_resumable(store, spec)
+        if previous is not None and previous.status == StudyStatus.COMPLETED:
+            console.print(f"study {previous.id} ({spec.name}) is already complete (--new to rerun)")
+            console.print(summary_table(summarize(spec, store, previous.id)))
+            return
+        if previous is not None:
+            console.print(f"resuming study {previous.id} ({previous.status})")
+        summary = _run_with_progress(
+            spec, store, executor_for_spec(spec), previous.id if previous else None, run_study
+        )
+        console.print(summary_table(summary))
+        for line in summary.disclosures:
+            console.print(f"[dim]note: {line}")
+        if summary.status == StudyStatus.CANCELLED:
+            console.print("stopped early: run the same command again to resume")
+
+
+def _run_with_progress(
+    spec: StudySpec, store: Store, executor: Any, study_id: str | None, run_study: Any
+) -> StudySummary:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task_id = bar.add_task(spec.name, total=None, best="-")
+
+        def on_progress(e: ProgressEvent) -> None:
+            best = f"{e.best_value:.4g} ({e.best_cell})" if e.best_value is not None else "-"
+            if e.record is None:  # start (or resume): the ETA counts from here
+                bar.reset(task_id, total=e.total, completed=e.done, best=best)
+            else:
+                bar.update(task_id, total=e.total, completed=e.done, best=best)
+
+        with _Interrupt() as interrupt, executor:
+            return run_study(  # type: ignore[no-any-return]
+                spec,
+                store,
+                executor,
+                study_id=study_id,
+                progress=on_progress,
+                should_stop=interrupt.event.is_set,
+            )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to ``app``."""
+    app.command()(run)

@@ -1,0 +1,345 @@
+"""The API's data models, shared by the server (responses) and the SDK (typed results).
+
+Torch-free: catalog entries are built from the registries' info records, which hold
+import strings only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from studies.store.records import (
+    CellRecord,
+    StudyRecord,
+    StudyStatus,
+    TrialRecord,
+)
+from workers.results import EpochMetrics, Outcome
+
+if TYPE_CHECKING:
+    from workers.optimizers.info import HParam, OptimizerInfo
+    from workers.tasks.base import TaskInfo
+
+API_PREFIX = "/v1"
+FINAL_OUTCOMES = (Outcome.COMPLETE, Outcome.DIVERGED, Outcome.PRUNED)
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing."""
+
+    items: list[T]
+    total: int = Field(description="Number of matching items, ignoring limit and offset.")
+    limit: int
+    offset: int
+
+
+# ---------------------------------------------------------------------- studies
+class StudyLinks(BaseModel):
+    """Where to go next for a study."""
+
+    self: str
+    trials: str
+    cancel: str
+    report: str
+
+
+class CellProgress(BaseModel):
+    """Progress of one (task, optimizer) cell."""
+
+    id: int
+    task: str
+    optimizer: str
+    optuna_study_name: str
+    n_planned: int
+    n_finished: int = Field(description="Trials with a final outcome (complete/diverged/pruned).")
+    counts: dict[str, int] = Field(description="Trials by latest outcome.")
+
+
+class Progress(BaseModel):
+    """Progress of a study over all its cells."""
+
+    n_planned: int
+    n_finished: int
+    fraction: float = Field(ge=0.0, le=1.0)
+    cells: list[CellProgress]
+
+
+class Timings(BaseModel):
+    """When a study was submitted, started and finished."""
+
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_s: float | None = Field(
+        default=None, description="Seconds from start to finish (or to now while running)."
+    )
+
+
+class StudyOut(BaseModel):
+    """A study: its definition, status, progress, timings and outcome counts."""
+
+    id: str
+    name: str
+    status: StudyStatus
+    spec: dict[str, Any]
+    cancel_requested: bool = False
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    error: str | None = None
+    progress: Progress
+    counts: dict[str, int] = Field(description="Trials by latest outcome, over all cells.")
+    timings: Timings
+    links: StudyLinks
+
+    @property
+    def finished(self) -> bool:
+        """Whether the study reached a final status."""
+        return self.status.finished
+
+    @classmethod
+    def from_records(
+        cls,
+        study: StudyRecord,
+        cells: Iterable[CellRecord] = (),
+        counts: Mapping[int, Mapping[str, int]] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> StudyOut:
+        """Build the API view of a study from the store's records."""
+        counts = counts or {}
+        cell_views: list[CellProgress] = []
+        totals: dict[str, int] = {}
+        for cell in cells:
+            c = {str(k): int(v) for k, v in counts.get(cell.id, {}).items()}
+            for outcome, n in c.items():
+                totals[outcome] = totals.get(outcome, 0) + n
+            cell_views.append(
+                CellProgress(
+                    id=cell.id,
+                    task=cell.task,
+                    optimizer=cell.optimizer,
+                    optuna_study_name=cell.optuna_study_name,
+                    n_planned=cell.n_planned,
+                    n_finished=sum(c.get(str(o), 0) for o in FINAL_OUTCOMES),
+                    counts=c,
+                )
+            )
+        planned = sum(c.n_planned for c in cell_views)
+        finished = sum(c.n_finished for c in cell_views)
+        end = study.finished_at or (now or datetime.now(UTC))
+        elapsed = (end - study.started_at).total_seconds() if study.started_at else None
+        base = f"{API_PREFIX}/studies/{study.id}"
+        return cls(
+            id=study.id,
+            name=study.name,
+            status=study.status,
+            spec=study.spec,
+            cancel_requested=study.cancel_requested,
+            worker_id=study.worker_id,
+            lease_expires_at=study.lease_expires_at,
+            error=study.error,
+            progress=Progress(
+                n_planned=planned,
+                n_finished=finished,
+                fraction=min(1.0, finished / planned) if planned else 0.0,
+                cells=cell_views,
+            ),
+            counts=totals,
+            timings=Timings(
+                created_at=study.created_at,
+                started_at=study.started_at,
+                finished_at=study.finished_at,
+                elapsed_s=max(0.0, elapsed) if elapsed is not None else None,
+            ),
+            links=StudyLinks(
+                self=base, trials=f"{base}/trials", cancel=f"{base}/cancel", report=f"{base}/report"
+            ),
+        )
+
+
+# ----------------------------------------------------------------------- trials
+class EpochOut(BaseModel):
+    """Metrics at the end of one epoch (epoch 0: at initialisation)."""
+
+    epoch: int
+    step: int
+    metrics: dict[str, float]
+    effective_lr_ratio: float | None = None
+
+    @classmethod
+    def from_record(cls, e: EpochMetrics) -> EpochOut:
+        """Build from the store's epoch record."""
+        return cls(
+            epoch=e.epoch,
+            step=e.step,
+            metrics=dict(e.metrics),
+            effective_lr_ratio=e.effective_lr_ratio,
+        )
+
+
+class TrialOut(BaseModel):
+    """One (hyperparameters, seed) run of a cell and its latest result."""
+
+    id: int
+    study_id: str
+    cell_id: int
+    task: str
+    optimizer: str
+    key: str
+    hparams: dict[str, Any]
+    seed: int
+    outcome: Outcome
+    value: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    initial_metrics: dict[str, float] = Field(default_factory=dict)
+    diverged_at_step: int | None = None
+    effective_lr: dict[str, float] = Field(default_factory=dict)
+    wall_time_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None
+    optuna_trial_number: int | None = None
+    finished_at: datetime | None = None
+    epochs: list[EpochOut] | None = Field(
+        default=None, description="Per-epoch metrics (only on the single-trial endpoint)."
+    )
+
+    @classmethod
+    def from_record(cls, t: TrialRecord, *, with_epochs: bool = False) -> TrialOut:
+        """Build the API view of a trial from the store's record."""
+        return cls(
+            id=t.id,
+            study_id=t.study_id,
+            cell_id=t.cell_id,
+            task=t.task,
+            optimizer=t.optimizer,
+            key=t.key,
+            hparams=dict(t.hparams),
+            seed=t.seed,
+            outcome=Outcome(t.outcome),
+            value=t.value,
+            metrics=dict(t.metrics),
+            initial_metrics=dict(t.initial_metrics),
+            diverged_at_step=t.diverged_at_step,
+            effective_lr=dict(t.effective_lr),
+            wall_time_s=t.wall_time_s,
+            attempts=t.attempts,
+            error=t.error,
+            optuna_trial_number=t.optuna_trial_number,
+            finished_at=t.finished_at,
+            epochs=[EpochOut.from_record(e) for e in t.epochs] if with_epochs else None,
+        )
+
+
+# ---------------------------------------------------------------------- catalog
+class HParamOut(BaseModel):
+    """The schema of one optimizer hyperparameter."""
+
+    name: str
+    kind: str = Field(description="`float`, `int`, `bool` or `choice`.")
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    high_inclusive: bool = True
+    choices: list[Any] = Field(default_factory=list)
+    log: bool = Field(default=False, description="Whether its natural search scale is log.")
+    doc: str = ""
+
+    @classmethod
+    def from_info(cls, h: HParam) -> HParamOut:
+        """Build from the registry's record."""
+        return cls(
+            name=h.name,
+            kind=h.kind,
+            default=h.default,
+            low=h.low,
+            high=h.high,
+            high_inclusive=h.high_inclusive,
+            choices=list(h.choices),
+            log=h.log,
+            doc=h.doc,
+        )
+
+
+class OptimizerOut(BaseModel):
+    """A registered optimizer and its hyperparameter schema."""
+
+    name: str
+    import_path: str
+    description: str = ""
+    hparams: list[HParamOut]
+
+    @classmethod
+    def from_info(cls, info: OptimizerInfo) -> OptimizerOut:
+        """Build from the registry's record."""
+        return cls(
+            name=info.name,
+            import_path=info.import_path,
+            description=info.description,
+            hparams=[HParamOut.from_info(h) for h in info.hparams],
+        )
+
+
+class BudgetOut(BaseModel):
+    """A training budget."""
+
+    epochs: int
+    steps_per_epoch: int | None = None
+
+
+class TaskOut(BaseModel):
+    """A registered task: its metrics, default budget and options."""
+
+    name: str
+    import_path: str
+    description: str = ""
+    target_metric: str
+    direction: str
+    metrics: list[str]
+    default_budget: BudgetOut
+    needs_data: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_info(cls, info: TaskInfo) -> TaskOut:
+        """Build from the registry's record."""
+        return cls(
+            name=info.name,
+            import_path=info.import_path,
+            description=info.description,
+            target_metric=info.target_metric,
+            direction=info.direction,
+            metrics=list(info.metrics),
+            default_budget=BudgetOut(
+                epochs=info.default_budget.epochs,
+                steps_per_epoch=info.default_budget.steps_per_epoch,
+            ),
+            needs_data=info.needs_data,
+            options=dict(info.options),
+        )
+
+
+class Catalog(BaseModel):
+    """Every task and optimizer a study may name."""
+
+    tasks: list[TaskOut]
+    optimizers: list[OptimizerOut]
+
+
+# ----------------------------------------------------------------------- health
+class Health(BaseModel):
+    """Liveness: the process answers."""
+
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: the database answers."""
+
+    status: str = "ok"
+    database: str = "ok"
