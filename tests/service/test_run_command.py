@@ -49,3 +49,20 @@ def test_invalid_definition_exits_1_with_field_paths(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(spec), "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 1
     assert "optimizers.0.fixed.beta3" in result.output
+
+
+def test_report_accepts_the_definition_file(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    db = f"sqlite:///{tmp_path / 'lab.db'}"
+    runner = CliRunner()
+    SQLStore(db).create_schema()
+    never_run = runner.invoke(app, ["report", str(spec), "--db", db, "--out", str(tmp_path)])
+    assert never_run.exit_code == 1 and "no study in this database" in never_run.output
+    assert runner.invoke(app, ["run", str(spec), "--db", db]).exit_code == 0
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", str(spec), "--db", db, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert "vradam" in report and "adamw" in report
+    assert (out / "report.html").stat().st_size > 1000
