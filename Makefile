@@ -37,8 +37,12 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/vradam-hpo demo
 
+# Speed targets, printed as ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	$(PY) benchmarks/optimizer_step.py
+	$(PY) benchmarks/tasks.py
+	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
