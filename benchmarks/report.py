@@ -7,11 +7,13 @@ SVG) and the HTML page. Prints the trial count and the median of ``--repeat`` ru
 
     .venv/bin/python benchmarks/report.py
     .venv/bin/python benchmarks/report.py --repeat 5 --out /tmp/report   # also write the files
+    .venv/bin/python benchmarks/report.py --from-store   # also through a SQLite store
 """
 
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studies.report import analyze, render, write_report
+from studies.report import analyze, build_report, render, write_report
+from studies.store import SQLStore, StudyStatus
 from studies.store.records import TrialRecord
-from workers.results import EpochMetrics
+from workers.results import EpochMetrics, Outcome, TrialResult
 
 TASKS = ("digits_cnn", "stdlib_char_lm")
 OPTIMIZERS = {"adamw": 0.0, "vradam": 0.4, "sgd": 1.2, "lion": -0.8}  # log10 shift of η*
@@ -91,10 +94,40 @@ def synthetic_trials(seed: int = 0) -> tuple[list[TrialRecord], dict]:
     return trials, spec
 
 
+def fill_store(url: str, trials: list[TrialRecord], spec: dict) -> tuple[SQLStore, str]:
+    """Write the synthetic trials into a fresh store (one record_trial each) and return it."""
+    store = SQLStore(url)
+    store.create_schema()
+    study = store.create_study(spec["name"], spec)
+    cells: dict[tuple[str, str], int] = {}
+    for t in trials:
+        key = (t.task, t.optimizer)
+        if key not in cells:
+            name = f"{spec['name']}.{study.id}/{t.task}/{t.optimizer}"
+            cells[key] = store.ensure_cell(study.id, t.task, t.optimizer, name, N_LR * N_SEEDS).id
+        result = TrialResult(
+            outcome=Outcome(t.outcome),
+            metrics=t.metrics,
+            initial_metrics=t.initial_metrics,
+            epochs=t.epochs,
+            diverged_at_step=t.diverged_at_step,
+            wall_time_s=t.wall_time_s,
+        )
+        store.record_trial(cells[key], t.key, t.hparams, t.seed, result, t.value, None)
+    store.set_status(study.id, StudyStatus.RUNNING)
+    store.set_status(study.id, StudyStatus.COMPLETED)
+    return store, study.id
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="also write the report files here")
+    ap.add_argument(
+        "--from-store",
+        action="store_true",
+        help="also write the trials to a SQLite store and time build_report reading them back",
+    )
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -120,6 +153,22 @@ def main() -> None:
     print(f"figures png + svg + html page: {statistics.median(figs):.3f} s")
     print(f"sizes: md {len(md)} chars, json {len(js)} chars, png {len(png)} B, svg {len(svg)} B,")
     print(f"       html {len(html)} chars; median of {args.repeat} runs")
+    if args.from_store:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            store, study_id = fill_store(f"sqlite:///{tmp}/bench.db", trials, spec)
+            print(f"store: wrote {len(trials)} trials in {time.perf_counter() - t0:.1f} s")
+            loads = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                report = build_report(store, study_id, baseline="adamw")
+                render(report, "md"), render(report, "json")
+                loads.append(time.perf_counter() - t0)
+            store.close()
+            print(
+                f"store: build_report (read {report.n_trials} trials + epochs, analyze, md, "
+                f"json): {statistics.median(loads):.3f} s (target < 2 s)"
+            )
     if args.out is not None:
         for fmt, path in write_report(report, args.out).items():
             print(f"wrote {fmt}: {path}")

@@ -58,11 +58,7 @@ def make_task(name: str, tmp: Path) -> Task | None:
     options: dict[str, Any] = {}
     data_dir = None
     if info.needs_data:
-        try:
-            datafiles = importlib.import_module("tests.workers.datafiles")
-        except ImportError:
-            print(f"  {name}: skipped (tests/workers/datafiles.py missing)")
-            return None
+        datafiles = importlib.import_module("tests.workers.datafiles")
         writer, options = WRITERS[name]
         data_dir = str(getattr(datafiles, writer)(tmp / name))
     return create_task(name, data_dir, **options)

@@ -94,6 +94,17 @@ def _basins(
     return out
 
 
+def _default_budget(task: str) -> dict[str, Any]:
+    """The registry's default budget of a task the spec left unset ({} if unknown)."""
+    from workers.tasks.registry import TASKS  # torch-free
+
+    info = TASKS.get(task)
+    if info is None:
+        return {}
+    b = info.default_budget
+    return {"epochs": b.epochs, "steps_per_epoch": b.steps_per_epoch}
+
+
 def _effective_lr(pts: list[Point]) -> list[EffectiveLRCurve]:
     curves = []
     for p in pts:
@@ -249,7 +260,9 @@ def analyze(
     sampler = spec.get("sampler") or {}
     n_points = (sampler.get("points") or {}).get("lr") if sampler.get("name") == "grid" else None
     budgets = {
-        t["name"]: dict(t.get("budget") or {}) for t in spec.get("tasks") or [] if "name" in t
+        t["name"]: dict(t.get("budget") or _default_budget(t["name"]))
+        for t in spec.get("tasks") or []
+        if "name" in t
     }
     notes = list(col.notes)
     tasks: list[TaskReport] = []

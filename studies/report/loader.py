@@ -22,8 +22,9 @@ def load_trials(store: Store, study_id: str, page_size: int = PAGE_SIZE) -> list
     """
     trials: list[TrialRecord] = []
     while True:
+        # Epoch metrics are not decoded: the report reads only the effective learning rate.
         page, total = store.list_trials(
-            study_id, limit=page_size, offset=len(trials), with_epochs=True
+            study_id, limit=page_size, offset=len(trials), with_epochs=True, epoch_metrics=False
         )
         trials.extend(page)
         if not page or len(trials) >= total:

@@ -196,8 +196,22 @@ class Store(abc.ABC):
         limit: int = 100,
         offset: int = 0,
         with_epochs: bool = False,
+        epoch_metrics: bool = True,
     ) -> tuple[list[TrialRecord], int]:
-        """Return a study's trials (oldest first) and their total count."""
+        """Return a study's trials (oldest first) and their total count.
+
+        Args:
+            study_id: The study.
+            cell_id: Only this cell's trials.
+            outcome: Only trials with this outcome.
+            limit: Page size.
+            offset: Trials to skip.
+            with_epochs: Fill each record's ``epochs``.
+            epoch_metrics: With ``with_epochs``, also decode each epoch's metrics. False
+                returns only the epochs that carry an effective learning rate (VRAdam's),
+                with empty metrics: what a report reads, several times faster on large
+                studies.
+        """
 
     @abc.abstractmethod
     def get_trial(self, study_id: str, trial_id: int) -> TrialRecord:

@@ -19,7 +19,7 @@ from studies.errors import ConflictError, NotFoundError
 from studies.store import convert
 from studies.store.models import CellRow, EpochRow, TrialRow
 from studies.store.records import TrialRecord
-from workers.results import Outcome, TrialResult
+from workers.results import EpochMetrics, Outcome, TrialResult
 
 FINAL = (Outcome.COMPLETE.value, Outcome.DIVERGED.value, Outcome.PRUNED.value)
 """Outcomes that end a trial for good (only ``failed`` is retried)."""
@@ -139,6 +139,7 @@ class TrialsMixin:
         limit: int = 100,
         offset: int = 0,
         with_epochs: bool = False,
+        epoch_metrics: bool = True,
     ) -> tuple[list[TrialRecord], int]:
         """Return the study's trials oldest first (epochs in one query) and their count."""
         where = [TrialRow.study_id == study_id]
@@ -156,18 +157,37 @@ class TrialsMixin:
                 .limit(limit)
                 .offset(offset)
             ).all()
-            epochs = self._epochs(s, [t.id for t, _ in rows]) if with_epochs and rows else {}
+            ids = [t.id for t, _ in rows]
+            epochs = self._epochs(s, ids, epoch_metrics) if with_epochs and rows else {}
             return [convert.trial(t, c, epochs.get(t.id, ())) for t, c in rows], total
 
     @staticmethod
-    def _epochs(s: Session, trial_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    def _epochs(
+        s: Session, trial_ids: Sequence[int], with_metrics: bool = True
+    ) -> dict[int, tuple[Any, ...]]:
+        # Plain column tuples, not ORM entities: a report reads ~20 rows per trial, and
+        # building mapped objects for each was most of its time.
+        metrics_col = EpochRow.metrics if with_metrics else sa.null()
+        where = [EpochRow.trial_id.in_(trial_ids)]
+        if not with_metrics:
+            where.append(EpochRow.effective_lr_ratio.is_not(None))
         out: dict[int, list[Any]] = {}
-        for r in s.scalars(
-            sa.select(EpochRow)
-            .where(EpochRow.trial_id.in_(trial_ids))
+        for trial_id, epoch, step, metrics, ratio in s.execute(
+            sa.select(
+                EpochRow.trial_id,
+                EpochRow.epoch,
+                EpochRow.step,
+                metrics_col,
+                EpochRow.effective_lr_ratio,
+            )
+            .where(*where)
             .order_by(EpochRow.trial_id, EpochRow.epoch)
         ):
-            out.setdefault(r.trial_id, []).append(convert.epoch(r))
+            out.setdefault(trial_id, []).append(
+                EpochMetrics(
+                    epoch=epoch, step=step, metrics=dict(metrics or {}), effective_lr_ratio=ratio
+                )
+            )
         return {k: tuple(v) for k, v in out.items()}
 
     def get_trial(self, study_id: str, trial_id: int) -> TrialRecord:

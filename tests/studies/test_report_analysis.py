@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -39,7 +40,8 @@ def basin_widths(o: OptimizerReport) -> dict[float, tuple[float, bool, bool]]:
 def test_t_quantile_matches_table_and_scipy() -> None:
     assert t_quantile_975(1) == pytest.approx(T1)
     assert t_quantile_975(2) == pytest.approx(4.30265273)
-    stats = pytest.importorskip("scipy.stats")
+    from scipy import stats  # installed with scikit-learn (the workers extra)
+
     for df in (1, 3, 10, 29, 30, 31, 45, 100, 1000):
         assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-6)
     with pytest.raises(ValueError):
@@ -394,3 +396,15 @@ def test_invalid_direction_is_a_spec_error() -> None:
     with pytest.raises(SpecError) as e:
         analyze([], make_spec(direction="up"))
     assert e.value.errors[0][0] == "objective.direction"
+
+
+def test_unset_budget_is_disclosed_as_the_task_default() -> None:
+    from workers.tasks.registry import TASKS
+
+    spec = make_spec()
+    spec["tasks"] = [{"name": "quadratic"}]
+    trials = [dataclasses.replace(t, task="quadratic") for t in main_trials()]
+    report = analyze(trials, spec)
+    default = TASKS["quadratic"].default_budget
+    assert report.disclosures.budgets["quadratic"]["epochs"] == default.epochs
+    assert report.tasks[0].budget["epochs"] == default.epochs

@@ -75,3 +75,23 @@ def test_build_report_from_the_sql_store(store: SQLStore) -> None:
 def test_build_report_of_an_unknown_study(store: SQLStore) -> None:
     with pytest.raises(NotFoundError):
         build_report(store, "nope")
+
+
+def test_list_trials_without_epoch_metrics_keeps_only_the_effective_lr(store: SQLStore) -> None:
+    study = store.create_study("light", make_spec())
+    for opt in ("adamw", "vradam"):
+        cell = store.ensure_cell(study.id, "t", opt, f"{study.id}/t/{opt}", n_planned=1)
+        store.record_trial(cell.id, "k", {"lr": 0.1}, 0, _result(1.0, 0.1, opt), 1.0, None)
+    full, _ = store.list_trials(study.id, with_epochs=True)
+    light, _ = store.list_trials(study.id, with_epochs=True, epoch_metrics=False)
+    by_opt = {t.optimizer: t for t in light}
+    assert [len(t.epochs) for t in full] == [3, 3]
+    assert by_opt["adamw"].epochs == ()  # no effective learning rate to carry
+    assert [(e.epoch, e.step, e.effective_lr_ratio) for e in by_opt["vradam"].epochs] == [
+        (1, 10, 0.9),
+        (2, 20, 0.8),
+    ]
+    assert all(e.metrics == {} for e in by_opt["vradam"].epochs)
+    # Everything but the epochs is identical to the full read.
+    strip = [t.__class__(**{**t.__dict__, "epochs": ()}) for t in full]
+    assert strip == [t.__class__(**{**t.__dict__, "epochs": ()}) for t in light]

@@ -129,12 +129,15 @@ def test_too_small_corpus_is_a_spec_error() -> None:
 
 
 def test_run_trial_is_deterministic_with_dropout() -> None:
-    trial = pytest.importorskip("workers.trial")
+    from workers import trial
     from workers.tasks.base import Budget
 
     task = StdlibCharLMTask(max_chars=20_000, dropout=0.1, eval_tokens=512)
     budget = Budget(epochs=2, steps_per_epoch=3)
-    runs = [trial.run_trial(task, "adamw", {"lr": 3e-3}, seed, budget) for seed in (0, 0, 1)]
+    runs = [
+        trial.run_trial(task, "adamw", {"lr": 3e-3}, seed, budget, device="cpu")
+        for seed in (0, 0, 1)
+    ]
     assert [r.outcome for r in runs] == ["complete"] * 3, runs[0].error
     assert runs[0].metrics == runs[1].metrics
     assert runs[0].metrics != runs[2].metrics

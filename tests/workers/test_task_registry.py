@@ -74,7 +74,6 @@ def test_create_task_passes_options_and_rejects_unknown_ones() -> None:
 
 
 def test_needs_data_task_without_data_dir_is_not_found(tmp_path) -> None:
-    pytest.importorskip("workers.tasks.cifar10")
     with pytest.raises(NotFoundError):
         create_task("cifar10_cnn")
     with pytest.raises(NotFoundError):

@@ -1,13 +1,11 @@
 """One conformance suite run over every registered task (a new entry is tested for free).
 
 Tasks that read data files get tiny files in the real formats, written by
-``tests/workers/datafiles.py``; if that helper is missing, those tasks are skipped (and
-the skip says why).
+``tests/workers/datafiles.py``.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests.workers import datafiles
 from workers.tasks.base import Budget, Task, TaskInfo
 from workers.tasks.registry import create_task, list_tasks
 from workers.trial import run_trial
@@ -80,10 +79,6 @@ def case(request, data_dirs, tmp_path_factory) -> tuple[TaskInfo, Smoke, str | N
     if info.needs_data:
         if smoke.writer is None:
             pytest.fail(f"{info.name} needs data: add its datafiles writer to SMOKE")
-        try:
-            datafiles = importlib.import_module("tests.workers.datafiles")
-        except ImportError:
-            pytest.skip(f"{info.name}: tests/workers/datafiles.py is missing")
         if info.name not in data_dirs:
             folder = tmp_path_factory.mktemp(info.name)
             data_dirs[info.name] = str(getattr(datafiles, smoke.writer)(Path(folder)))
@@ -94,10 +89,7 @@ def case(request, data_dirs, tmp_path_factory) -> tuple[TaskInfo, Smoke, str | N
 @pytest.fixture
 def task(case) -> Task:
     info, smoke, data_dir = case
-    try:
-        return create_task(info.name, data_dir, **smoke.options)
-    except ImportError as exc:
-        pytest.skip(f"{info.name}: its module does not import yet ({exc})")
+    return create_task(info.name, data_dir, **smoke.options)
 
 
 def _tensors(batch: Any) -> list[torch.Tensor]:
