@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -17,6 +17,9 @@ from studies.errors import ConflictError, NotFoundError
 from studies.store import convert
 from studies.store.models import TokenRow
 from studies.store.records import TokenRecord
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""How stale ``last_used_at`` may get: it is written at most once per this period."""
 
 
 def _now() -> datetime:
@@ -46,7 +49,7 @@ class TokensMixin:
             raise ConflictError(f"a token named {name!r} exists") from e
 
     def verify_token(self, secret: str) -> TokenRecord | None:
-        """Return the live token for ``secret`` (touching last_used_at), else None."""
+        """Return the live token for ``secret``, else None (last_used_at: to the minute)."""
         digest = _hash(secret)
         with self._session() as s:
             row = s.scalars(sa.select(TokenRow).where(TokenRow.token_hash == digest)).one_or_none()
@@ -54,7 +57,14 @@ class TokensMixin:
                 return None
             if row.revoked_at is not None:
                 return None
-            row.last_used_at = _now()
+            now = _now()
+            last = row.last_used_at
+            if last is not None and last.tzinfo is None:
+                last = last.replace(tzinfo=UTC)
+            # At most one write a minute per token: a read-only request then takes no
+            # write lock (SQLite serialises writers).
+            if last is None or now - last > LAST_USED_RESOLUTION:
+                row.last_used_at = now
             return convert.token(row)
 
     def list_tokens(self) -> list[TokenRecord]:
