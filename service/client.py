@@ -9,11 +9,13 @@ Example:
 
 Results are the API's own pydantic models (:mod:`service.schemas`). Every failure raises
 a :class:`ClientError` subclass carrying the server's message and field errors, never a
-raw ``httpx`` error.
+raw ``httpx``, JSON or pydantic error (an answer that is not the API's raises
+:class:`BadResponse`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from service.schemas import (
     API_PREFIX,
@@ -100,6 +102,14 @@ class ServerError(ClientError):
     """Any other error status (5xx)."""
 
 
+class BadResponse(ClientError):
+    """The answer is not the API's: not JSON, not the expected shape, or redirects forever.
+
+    Usually a wrong ``base_url`` (another service, a proxy's page) or a server of an
+    incompatible version.
+    """
+
+
 class WaitTimeout(ClientError):
     """:meth:`Client.wait` gave up before the study finished."""
 
@@ -170,18 +180,43 @@ class Client:
 
     # ---------------------------------------------------------------- transport
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; raise the ClientError for an error status or a failed exchange.
+
+        Raises:
+            ConnectionFailed: The server was not reached or timed out.
+            BadResponse: A redirect, an undecodable body, or an invalid URL.
+            ClientError: The server answered with an error status (a subclass per status).
+        """
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise ConnectionFailed(f"request to {self.base_url} timed out") from exc
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # decoding errors and the like
+            raise BadResponse(
+                f"{method} {self.base_url}{path} failed: {type(exc).__name__}: {exc}",
+                code="bad_response",
+            ) from exc
         if response.status_code >= 400:
             raise error_from_response(response)
+        if response.is_redirect:  # the API never redirects: another server answered
+            raise BadResponse(
+                f"{method} {self.base_url}{path} was redirected to "
+                f"{response.headers.get('location', '?')!r}; is the base URL right?",
+                status_code=response.status_code,
+                code="bad_response",
+            )
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._request(method, f"{API_PREFIX}{path}", **kwargs).json()
+    def _json(self, method: str, path: str, model: Any = None, **kwargs: Any) -> Any:
+        """Send a request to ``API_PREFIX + path``; return its JSON, validated as ``model``.
+
+        Raises:
+            BadResponse: The body is not JSON, or does not match ``model``.
+            ClientError: The request failed (see :meth:`_request`).
+        """
+        return _decode(self._request(method, f"{API_PREFIX}{path}", **kwargs), model)
 
     # ------------------------------------------------------------------ studies
     def submit(self, spec: str | Path | Mapping[str, Any] | BaseModel) -> StudyOut:
@@ -192,7 +227,7 @@ class Client:
             ClientError: Any other failure (e.g. Unauthorized without a write token).
         """
         body = _spec_body(spec)
-        return StudyOut.model_validate(self._json("POST", "/studies", json=body))
+        return self._json("POST", "/studies", StudyOut, json=body)
 
     def get(self, study_id: str) -> StudyOut:
         """Return one study.
@@ -200,14 +235,14 @@ class Client:
         Raises:
             NotFound: No such study.
         """
-        return StudyOut.model_validate(self._json("GET", f"/studies/{study_id}"))
+        return self._json("GET", f"/studies/{study_id}", StudyOut)
 
     def list(self, status: str | None = None, limit: int = 50, offset: int = 0) -> Page[StudyOut]:
         """Return a page of studies, newest first, optionally of one status."""
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = str(status)
-        return Page[StudyOut].model_validate(self._json("GET", "/studies", params=params))
+        return self._json("GET", "/studies", Page[StudyOut], params=params)
 
     def trials(
         self,
@@ -228,8 +263,7 @@ class Client:
             params["cell_id"] = cell_id
         if outcome:
             params["outcome"] = str(outcome)
-        data = self._json("GET", f"/studies/{study_id}/trials", params=params)
-        return Page[TrialOut].model_validate(data)
+        return self._json("GET", f"/studies/{study_id}/trials", Page[TrialOut], params=params)
 
     def all_trials(self, study_id: str, **filters: Any) -> list[TrialOut]:
         """Return every trial of a study (all pages)."""
@@ -246,7 +280,7 @@ class Client:
         Raises:
             NotFound: No such study or trial.
         """
-        return TrialOut.model_validate(self._json("GET", f"/studies/{study_id}/trials/{trial_id}"))
+        return self._json("GET", f"/studies/{study_id}/trials/{trial_id}", TrialOut)
 
     def cancel(self, study_id: str) -> StudyOut:
         """Ask a study to stop (a queued one is cancelled at once).
@@ -255,7 +289,7 @@ class Client:
             NotFound: No such study.
             Conflict: The study already finished.
         """
-        return StudyOut.model_validate(self._json("POST", f"/studies/{study_id}/cancel"))
+        return self._json("POST", f"/studies/{study_id}/cancel", StudyOut)
 
     def delete(self, study_id: str) -> None:
         """Delete a study and everything recorded for it.
@@ -305,15 +339,15 @@ class Client:
     # ------------------------------------------------------------------ catalog
     def catalog(self) -> Catalog:
         """Return every task and optimizer with their hyperparameter schemas."""
-        return Catalog.model_validate(self._json("GET", "/catalog"))
+        return self._json("GET", "/catalog", Catalog)
 
     def tasks(self) -> list[TaskOut]:
         """Return the registered tasks."""
-        return [TaskOut.model_validate(t) for t in self._json("GET", "/catalog/tasks")]
+        return self._json("GET", "/catalog/tasks", list[TaskOut])
 
     def optimizers(self) -> list[OptimizerOut]:
         """Return the registered optimizers."""
-        return [OptimizerOut.model_validate(o) for o in self._json("GET", "/catalog/optimizers")]
+        return self._json("GET", "/catalog/optimizers", list[OptimizerOut])
 
     # ------------------------------------------------------------------ reports
     def report(
@@ -333,7 +367,7 @@ class Client:
             params={"format": format, "baseline": baseline},
         )
         if format == "json":
-            return response.json()
+            return _decode(response, dict[str, Any])
         if format == "png":
             return response.content
         return response.text
@@ -354,6 +388,43 @@ class Client:
         except ClientError:
             return False
         return True
+
+
+@functools.cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
+def _decode(response: httpx.Response, model: Any = None) -> Any:
+    """Return the response's JSON body, validated as ``model`` when given.
+
+    Raises:
+        BadResponse: The body is not JSON, or does not match ``model``.
+    """
+    where = f"{response.request.method} {response.request.url}"
+    try:
+        data = response.json()
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        kind = response.headers.get("content-type", "no content type")
+        raise BadResponse(
+            f"{where}: the answer is not JSON ({kind}): {response.text[:200]!r}",
+            status_code=response.status_code,
+            code="bad_response",
+        ) from exc
+    if model is None:
+        return data
+    try:
+        return _adapter(model).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        name = getattr(model, "__name__", str(model))
+        raise BadResponse(
+            f"{where}: the answer is not a {name} ({exc.error_count()} problems; first: "
+            f"{path or 'body'}: {first['msg']}); is the server an incompatible version?",
+            status_code=response.status_code,
+            code="bad_response",
+        ) from exc
 
 
 def _spec_body(spec: str | Path | Mapping[str, Any] | BaseModel) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Outcomes when the engine returns:
     * cancel requested -> ``cancelled`` (finished trials are kept);
     * the worker is shutting down -> back to ``queued``, so another worker (or this one
       after a restart) resumes it at once, without repeating finished trials;
-    * lease lost (another worker claimed it after it expired) -> left alone;
+    * lease lost (renewal refused, or none succeeded for ``lease_seconds``, so another
+      worker may claim it) -> the run stops at once and the study is left alone;
     * the engine raised -> ``failed`` with the error; otherwise ``completed``.
 """
 
@@ -22,10 +23,12 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -47,16 +50,39 @@ def default_worker_id() -> str:
 class Lease:
     """Keeps a claimed study's lease alive from a heartbeat thread.
 
+    The lease is held until :attr:`deadline` (a :func:`time.monotonic` time): each
+    successful renewal moves it to ``start of that renewal + lease_seconds``. When the
+    store refuses a renewal (the study is no longer running under this worker), or no
+    renewal succeeded before the deadline (the database is unreachable, so another worker
+    may claim the study), the lease is lost: :meth:`is_lost` turns True and the run must
+    stop without touching the study's status.
+
+    Args:
+        store: The shared store.
+        study_id: The claimed study.
+        worker_id: This worker.
+        lease_seconds: How long each renewal extends the lease.
+        every: Seconds between heartbeats.
+        valid_for: Seconds the claim has left now (default ``lease_seconds``).
+
     Attributes:
-        lost: The lease could not be renewed (the study is no longer ours).
+        lost: The lease could not be renewed in time (the study is no longer ours).
         cancel_requested: A user asked to cancel the study.
     """
 
     def __init__(
-        self, store: Store, study_id: str, worker_id: str, lease_seconds: float, every: float
+        self,
+        store: Store,
+        study_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        every: float,
+        *,
+        valid_for: float | None = None,
     ) -> None:
         self.store, self.study_id, self.worker_id = store, study_id, worker_id
         self.lease_seconds, self.every = lease_seconds, every
+        self.deadline = time.monotonic() + (lease_seconds if valid_for is None else valid_for)
         self.lost = threading.Event()
         self.cancel_requested = threading.Event()
         self._done = threading.Event()
@@ -70,17 +96,42 @@ class Lease:
         self._done.set()
         self._thread.join()
 
+    def is_lost(self) -> bool:
+        """Return whether the lease is lost, checking the deadline (cheap: no I/O).
+
+        The deadline is checked here too, not only by the heartbeat, so a renewal stuck
+        in a hanging database call cannot keep a run alive past its lease.
+        """
+        if not self.lost.is_set() and time.monotonic() >= self.deadline:
+            self._lose(f"no renewal for {self.lease_seconds:g} s")
+        return self.lost.is_set()
+
+    def _lose(self, why: str) -> None:
+        if not self.lost.is_set():
+            logger.warning("lost the lease on study %s: %s", self.study_id, why)
+            self.lost.set()
+
     def _beat(self) -> None:
         while not self._done.wait(self.every):
+            started = time.monotonic()
             try:
-                if not self.store.renew_lease(self.study_id, self.worker_id, self.lease_seconds):
-                    logger.warning("lost the lease on study %s", self.study_id)
-                    self.lost.set()
-                    return
-                if self.store.get_study(self.study_id).cancel_requested:
-                    self.cancel_requested.set()
+                renewed = self.store.renew_lease(self.study_id, self.worker_id, self.lease_seconds)
             except (StoreError, NotFoundError) as e:  # keep trying until the lease runs out
                 logger.warning("heartbeat for study %s failed: %s", self.study_id, e)
+                if self.is_lost():
+                    return
+                continue
+            if not renewed:
+                self._lose("the study is no longer running under this worker")
+                return
+            if self.is_lost():  # the renewal came too late: someone may have claimed it
+                return
+            self.deadline = started + self.lease_seconds
+            try:
+                if self.store.get_study(self.study_id).cancel_requested:
+                    self.cancel_requested.set()
+            except (StoreError, NotFoundError) as e:
+                logger.warning("cancel check for study %s failed: %s", self.study_id, e)
 
 
 @dataclass(frozen=True)
@@ -145,7 +196,7 @@ class Worker:
         """The engine's stop hook: shutting down, cancel requested, or lease lost."""
         lease = self._lease
         return self._stop.is_set() or (
-            lease is not None and (lease.cancel_requested.is_set() or lease.lost.is_set())
+            lease is not None and (lease.cancel_requested.is_set() or lease.is_lost())
         )
 
     def start(self, *, max_studies: int | None = None, exit_when_idle: bool = False) -> None:
@@ -200,7 +251,12 @@ class Worker:
         requeue = False
         engine_status: StudyStatus | None = None
         lease = Lease(
-            self.store, record.id, self.worker_id, self.lease_seconds, self.heartbeat_seconds
+            self.store,
+            record.id,
+            self.worker_id,
+            self.lease_seconds,
+            self.heartbeat_seconds,
+            valid_for=_seconds_left(record),
         )
         self._lease = lease
         try:
@@ -217,7 +273,7 @@ class Worker:
                     error = f"{type(e).__name__}: {e}"
         finally:
             self._lease = None
-        if lease.lost.is_set():
+        if lease.is_lost():  # another worker may hold it now: leave its status alone
             return StudyRun(record.id, None, "lease lost")
         if requeue:
             return self._release(record.id, StudyStatus.QUEUED, None)
@@ -279,6 +335,16 @@ class Worker:
         from workers.executors import executor_for_spec
 
         return executor_for_spec(spec, ray_address=self.ray_address)
+
+
+def _seconds_left(record: StudyRecord) -> float | None:
+    """Seconds until a just-claimed study's lease expires (``None`` if it has none).
+
+    The store stamps leases with this host's UTC clock, so the difference is local.
+    """
+    if record.lease_expires_at is None:
+        return None
+    return (record.lease_expires_at - datetime.now(UTC)).total_seconds()
 
 
 class LeasedStore:

@@ -12,7 +12,7 @@ router = APIRouter(
     prefix="/catalog",
     tags=["catalog"],
     dependencies=[ReadAccess],
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 503),  # 503: the token check reads the database
 )
 
 

@@ -15,7 +15,8 @@ from studies.store.records import StudyStatus
 router = APIRouter(
     prefix="/studies",
     tags=["studies"],
-    responses=error_responses(401, 403, 503),
+    # 422 here also replaces FastAPI's default HTTPValidationError: errors are ErrorBody
+    responses=error_responses(401, 403, 422, 503),
 )
 
 
@@ -51,7 +52,6 @@ def _spec_schema() -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     summary="Submit a study",
     dependencies=[WriteAccess],
-    responses=error_responses(422),
 )
 def submit_study(
     store: StoreDep,
@@ -73,7 +73,7 @@ def submit_study(
     return view
 
 
-@router.get("", summary="List studies", dependencies=[ReadAccess], responses=error_responses(422))
+@router.get("", summary="List studies", dependencies=[ReadAccess])
 def list_studies(
     store: StoreDep,
     status_: Annotated[

@@ -15,11 +15,12 @@ router = APIRouter(
     prefix="/studies/{study_id}/trials",
     tags=["trials"],
     dependencies=[ReadAccess],
-    responses=error_responses(401, 403, 404, 503),
+    # 422 here also replaces FastAPI's default HTTPValidationError: errors are ErrorBody
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 
 
-@router.get("", summary="List a study's trials", responses=error_responses(422))
+@router.get("", summary="List a study's trials")
 def list_trials(
     study_id: str,
     store: StoreDep,
