@@ -18,8 +18,11 @@ So we fold the scalar into the denominator, ``denom = sqrt(v)/a + b`` with the 0
 ``a = sqrt(1-β2^t)·s`` and ``b = ε/s`` where ``s = -η_t/(1-β1^t)``; then
 ``p.addcdiv_(m, denom)`` is exactly ``p - η_t·m̂/(sqrt(v̂)+ε)`` with AdamW's op count. Only
 float16 takes a slower, overflow-safe path (``sqrt(v)/|s|`` can exceed float16's range).
+When ``a`` is 0 (η_t = 0, e.g. a warm-up from lr 0) both become -inf, so the update is exactly
+zero instead of 0/0 (see ``_scalars``).
 """
 
+import math
 from typing import Any, cast
 
 import torch
@@ -211,11 +214,23 @@ def _effective_lr(
 def _scalars(
     step: float | Tensor, eta: Tensor, *, beta1: float, beta2: float, eps: float
 ) -> tuple[Tensor, Tensor, Tensor, float | Tensor]:
-    """(a, b, s, sqrt(1-β2^t)) with s = -η/(1-β1^t), a = sqrt(1-β2^t)·s, b = ε/s."""
+    """(a, b, s, sqrt(1-β2^t)) with s = -η/(1-β1^t), a = sqrt(1-β2^t)·s, b = ε/s.
+
+    When a is zero (η_t = 0: lr 0, a warm-up from 0; or η_t so small that a underflows),
+    ``sqrt(v)/a + b`` would be 0/0 = NaN wherever v = 0 (and b = ε/0 is ±inf or NaN), so
+    a and b become -inf instead: every denominator is then -inf and the update is exactly
+    ±0, as AdamW's ``value=-0.0`` gives (with equal zero signs). Where a is non-zero they are
+    untouched, bit for bit; the test is on 0-dim tensors, never read on the host.
+    """
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
     neg_step = -eta / bias_correction1
-    return bias_correction2_sqrt * neg_step, eps / neg_step, neg_step, bias_correction2_sqrt
+    a = bias_correction2_sqrt * neg_step
+    b = eps / neg_step
+    vanished = a == 0
+    a = torch.where(vanished, -math.inf, a)
+    b = torch.where(vanished, -math.inf, b)
+    return a, b, neg_step, bias_correction2_sqrt
 
 
 def _for_bucket(x: Any, device: torch.device | None, dtype: torch.dtype | None) -> Any:

@@ -1,6 +1,7 @@
 """VRAdam: Velocity-Regularized Adam (Vaidhyanathan et al., arXiv 2505.13196), a drop-in AdamW."""
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -32,43 +33,51 @@ def _check_range(name: str, value: Any, ok: bool, requirement: str) -> None:
         raise ValueError(f"Invalid {name} value: {value!r} ({requirement})")
 
 
+def _is_real(value: Any) -> bool:
+    """A real number: int, float, numpy's scalars, ...; not bool, not complex."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_real(name: str, value: Any, number: Any, ok: Callable[[Any], bool], need: str) -> None:
+    """First that ``number`` (``value`` or its float) is a real number, then that ``ok(number)``."""
+    _check_range(name, value, _is_real(number), "must be a real number")
+    _check_range(name, value, ok(number), need)
+
+
 def validate_hyperparameters(hparams: Mapping[str, Any]) -> None:
     """Check VRAdam's hyperparameters (a constructor's arguments or a merged param group).
+
+    Numbers may be any :class:`numbers.Real` but bool (``numpy.float32(1e-8)`` is fine;
+    :class:`VRAdam` stores them as Python floats).
 
     Args:
         hparams: mapping with the keys lr, betas, eps, weight_decay, beta3, alpha1,
             norm_scope, penalize and power.
 
     Raises:
-        ValueError: naming the first invalid argument and its value.
+        ValueError: naming the first invalid argument and its value, with "must be a real
+            number" when its type is wrong and the required range when its value is.
     """
     lr = hparams["lr"]
     if isinstance(lr, Tensor):
         _check_range("lr", lr, lr.numel() == 1, "a Tensor lr must have one element")
+        _check_range("lr", lr, not lr.is_complex(), "must be a real number")
         lr_value = float(lr.detach().reshape(()).cpu())
     else:
         lr_value = lr
-    _check_range("lr", lr, isinstance(lr_value, int | float) and lr_value >= 0, "must be >= 0")
+    _check_real("lr", lr, lr_value, lambda v: v >= 0, "must be >= 0")
     betas = hparams["betas"]
     _check_range(
         "betas", betas, isinstance(betas, tuple | list) and len(betas) == 2, "must be two floats"
     )
     for i, beta in enumerate(betas):
-        _check_range(
-            f"betas[{i}]",
-            beta,
-            isinstance(beta, int | float) and 0.0 <= beta < 1.0,
-            "must be a float in [0, 1)",
-        )
+        _check_real(f"betas[{i}]", beta, beta, lambda v: 0 <= v < 1, "must be a float in [0, 1)")
     for name in ("eps", "weight_decay", "beta3", "alpha1"):
         value = hparams[name]
-        _check_range(name, value, isinstance(value, int | float) and value >= 0, "must be >= 0")
+        _check_real(name, value, value, lambda v: v >= 0, "must be >= 0")
     power = hparams["power"]
-    _check_range(
-        "power",
-        power,
-        isinstance(power, int | float) and power > 0 and math.isfinite(power),
-        "must be a finite number > 0",
+    _check_real(
+        "power", power, power, lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0"
     )
     _check_range(
         "norm_scope",
@@ -82,6 +91,21 @@ def validate_hyperparameters(hparams: Mapping[str, Any]) -> None:
         hparams["penalize"] in PENALIZE_OPTIONS,
         f"one of {PENALIZE_OPTIONS}",
     )
+
+
+_FLOAT_KEYS = ("lr", "eps", "weight_decay", "beta3", "alpha1", "power")
+
+
+def _as_floats(hparams: dict[str, Any]) -> None:
+    """Store validated numbers as Python floats, in place (``numpy.float32``, ``Fraction``...).
+
+    The kernels pass them to ``torch._foreach_*`` ops, which take Python numbers only.
+    """
+    for key in _FLOAT_KEYS:
+        if key in hparams and not isinstance(hparams[key], Tensor):
+            hparams[key] = float(hparams[key])
+    if "betas" in hparams:
+        hparams["betas"] = tuple(float(beta) for beta in hparams["betas"])
 
 
 class VRAdam(Optimizer):
@@ -139,7 +163,8 @@ class VRAdam(Optimizer):
 
     Raises:
         ValueError: for a negative lr, eps, weight_decay, beta3 or alpha1, betas outside
-            [0, 1), a power that is not a finite positive number, an unknown norm_scope or
+            [0, 1), a power that is not a finite positive number, a numeric argument that
+            is not a real number (``numbers.Real``, not bool), an unknown norm_scope or
             penalize, or global-scope groups that disagree on power or penalize.
     """
 
@@ -163,7 +188,7 @@ class VRAdam(Optimizer):
     ) -> None:
         defaults: dict[str, Any] = {
             "lr": lr,
-            "betas": tuple(betas) if isinstance(betas, list) else betas,
+            "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "beta3": beta3,
@@ -177,6 +202,7 @@ class VRAdam(Optimizer):
             "differentiable": differentiable,
         }
         validate_hyperparameters(defaults)
+        _as_floats(defaults)
         super().__init__(params, defaults)
 
     @torch._disable_dynamo
@@ -192,6 +218,7 @@ class VRAdam(Optimizer):
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         validate_hyperparameters(merged)
         self._check_global_groups([*self.param_groups, merged])
+        _as_floats(param_group)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         if "effective_lr" not in group:
@@ -247,23 +274,47 @@ class VRAdam(Optimizer):
         shape = tuple(group["params"][index].shape)
         return f"parameter param_groups[{group_index}]['params'][{index}] (shape {shape})"
 
+    def _check_group(self, group: Mapping[str, Any], group_index: int) -> None:
+        """Raise on what step() cannot do, before it touches any state.
+
+        Raises:
+            RuntimeError: on a sparse gradient or a complex parameter (naming it), a
+                ``step`` that requires grad in differentiable mode, or ``foreach=True``
+                with ``differentiable=True``.
+        """
+        for index, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse or torch.is_complex(p) or grad.is_complex():
+                kind = "sparse gradients" if grad.is_sparse else "complex parameters"
+                where = self._describe(group, group_index, index)
+                raise RuntimeError(f"VRAdam does not support {kind}: {where}")
+            if group["differentiable"] and group["foreach"]:
+                raise RuntimeError("VRAdam's foreach kernel does not support differentiable=True")
+            if group["differentiable"]:
+                state = self.state.get(p)
+                if state and state["step"].requires_grad:
+                    raise RuntimeError(
+                        "`requires_grad` is not supported for `step` in differentiable mode"
+                    )
+
     def _init_group(
         self,
         group: dict[str, Any],
-        group_index: int,
         params: list[Tensor],
         grads: list[Tensor],
         exp_avgs: list[Tensor],
         exp_avg_sqs: list[Tensor],
         state_steps: list[Tensor],
     ) -> None:
-        for index, p in enumerate(group["params"]):
+        """Collect the group's tensors that have a gradient, creating their state lazily.
+
+        Call :meth:`_check_group` on every group first.
+        """
+        for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.is_sparse or torch.is_complex(p) or p.grad.is_complex():
-                kind = "sparse gradients" if p.grad.is_sparse else "complex parameters"
-                where = self._describe(group, group_index, index)
-                raise RuntimeError(f"VRAdam does not support {kind}: {where}")
             params.append(p)
             grads.append(p.grad)
             state = self.state[p]
@@ -277,10 +328,6 @@ class VRAdam(Optimizer):
                 )
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if group["differentiable"] and state["step"].requires_grad:
-                raise RuntimeError(
-                    "`requires_grad` is not supported for `step` in differentiable mode"
-                )
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             state_steps.append(state["step"])
@@ -295,8 +342,10 @@ class VRAdam(Optimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Perform one optimisation step.
 
-        Phase 1 updates every group's moments and collects the penalty sums; phase 2
-        computes η_t per group (from the global or the group's V) and moves the parameters.
+        Every group is checked before any state changes (an unsupported gradient in one
+        group leaves all of them as they were). Phase 1 then updates every group's moments
+        and collects the penalty sums; phase 2 computes η_t per group (from the global or
+        the group's V) and moves the parameters.
 
         Args:
             closure: re-evaluates the model and returns the loss; called under
@@ -323,11 +372,15 @@ class VRAdam(Optimizer):
             if g["norm_scope"] == "global"
         )
 
+        # Check every group before any state is created or moved, so a raise is atomic.
+        for group_index, group in enumerate(self.param_groups):
+            self._check_group(group, group_index)
+
         work: list[tuple[dict[str, Any], list[list[Tensor]], bool, Tensor | None]] = []
         global_sum: Tensor | None = None
-        for group_index, group in enumerate(self.param_groups):
+        for group in self.param_groups:
             lists: list[list[Tensor]] = [[], [], [], [], []]
-            self._init_group(group, group_index, *lists)
+            self._init_group(group, *lists)
             params, grads, exp_avgs, exp_avg_sqs, state_steps = lists
             if not params:
                 continue
