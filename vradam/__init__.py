@@ -1,6 +1,7 @@
 """Velocity-Regularized Adam (VRAdam) for PyTorch: ``from vradam import VRAdam, vradam``."""
 
 from vradam._functional import vradam
-from vradam.optimizer import VRAdam, validate_hyperparameters
+from vradam._validation import validate_hyperparameters
+from vradam.optimizer import VRAdam
 
 __all__ = ["VRAdam", "validate_hyperparameters", "vradam"]

@@ -1,7 +1,5 @@
 """VRAdam: Velocity-Regularized Adam (Vaidhyanathan et al., arXiv 2505.13196), a drop-in AdamW."""
 
-import math
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -14,98 +12,11 @@ from torch.optim.optimizer import (
     _use_grad_for_differentiable,
 )
 
-from vradam._functional import (
-    NORM_SCOPES,
-    PENALIZE_OPTIONS,
-    _acc_dtype,
-    _effective_lr,
-    _moments,
-    _needs_norm,
-    _resolve_foreach,
-    _update,
-)
+from vradam._functional import _moments, _resolve_foreach, _update
+from vradam._moments import _acc_dtype, _effective_lr, _needs_norm
+from vradam._validation import _as_floats, validate_hyperparameters
 
 __all__ = ["VRAdam"]
-
-
-def _check_range(name: str, value: Any, ok: bool, requirement: str) -> None:
-    if not ok:
-        raise ValueError(f"Invalid {name} value: {value!r} ({requirement})")
-
-
-def _is_real(value: Any) -> bool:
-    """A real number: int, float, numpy's scalars, ...; not bool, not complex."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_real(name: str, value: Any, number: Any, ok: Callable[[Any], bool], need: str) -> None:
-    """First that ``number`` (``value`` or its float) is a real number, then that ``ok(number)``."""
-    _check_range(name, value, _is_real(number), "must be a real number")
-    _check_range(name, value, ok(number), need)
-
-
-def validate_hyperparameters(hparams: Mapping[str, Any]) -> None:
-    """Check VRAdam's hyperparameters (a constructor's arguments or a merged param group).
-
-    Numbers may be any :class:`numbers.Real` but bool (``numpy.float32(1e-8)`` is fine;
-    :class:`VRAdam` stores them as Python floats).
-
-    Args:
-        hparams: mapping with the keys lr, betas, eps, weight_decay, beta3, alpha1,
-            norm_scope, penalize and power.
-
-    Raises:
-        ValueError: naming the first invalid argument and its value, with "must be a real
-            number" when its type is wrong and the required range when its value is.
-    """
-    lr = hparams["lr"]
-    if isinstance(lr, Tensor):
-        _check_range("lr", lr, lr.numel() == 1, "a Tensor lr must have one element")
-        _check_range("lr", lr, not lr.is_complex(), "must be a real number")
-        lr_value = float(lr.detach().reshape(()).cpu())
-    else:
-        lr_value = lr
-    _check_real("lr", lr, lr_value, lambda v: v >= 0, "must be >= 0")
-    betas = hparams["betas"]
-    _check_range(
-        "betas", betas, isinstance(betas, tuple | list) and len(betas) == 2, "must be two floats"
-    )
-    for i, beta in enumerate(betas):
-        _check_real(f"betas[{i}]", beta, beta, lambda v: 0 <= v < 1, "must be a float in [0, 1)")
-    for name in ("eps", "weight_decay", "beta3", "alpha1"):
-        value = hparams[name]
-        _check_real(name, value, value, lambda v: v >= 0, "must be >= 0")
-    power = hparams["power"]
-    _check_real(
-        "power", power, power, lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0"
-    )
-    _check_range(
-        "norm_scope",
-        hparams["norm_scope"],
-        hparams["norm_scope"] in NORM_SCOPES,
-        f"one of {NORM_SCOPES}",
-    )
-    _check_range(
-        "penalize",
-        hparams["penalize"],
-        hparams["penalize"] in PENALIZE_OPTIONS,
-        f"one of {PENALIZE_OPTIONS}",
-    )
-
-
-_FLOAT_KEYS = ("lr", "eps", "weight_decay", "beta3", "alpha1", "power")
-
-
-def _as_floats(hparams: dict[str, Any]) -> None:
-    """Store validated numbers as Python floats, in place (``numpy.float32``, ``Fraction``...).
-
-    The kernels pass them to ``torch._foreach_*`` ops, which take Python numbers only.
-    """
-    for key in _FLOAT_KEYS:
-        if key in hparams and not isinstance(hparams[key], Tensor):
-            hparams[key] = float(hparams[key])
-    if "betas" in hparams:
-        hparams["betas"] = tuple(float(beta) for beta in hparams["betas"])
 
 
 class VRAdam(Optimizer):
