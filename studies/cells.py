@@ -36,6 +36,7 @@ from workers.tasks.base import Budget
 logger = logging.getLogger(__name__)
 
 _STALE = (TrialState.RUNNING, TrialState.WAITING)
+_FINAL = {str(o) for o in (Outcome.COMPLETE, Outcome.DIVERGED, Outcome.PRUNED)}
 MAX_DUPLICATE_ASKS = 20
 
 
@@ -70,6 +71,13 @@ def n_planned(spec: StudySpec, optimizer: str) -> int:
     configs = static_configs(spec, optimizer)
     n = len(configs) if configs is not None else spec.sampler.n_trials or 0
     return n * len(spec.seeds)
+
+
+def _holds_final(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether an Optuna trial was told a final result (a diverged one may be FAIL)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") in _FINAL
 
 
 class Cell:
@@ -132,7 +140,13 @@ class Cell:
         for t in self.study.get_trials(deepcopy=False, states=_STALE):
             key = t.user_attrs.get("key")
             rec = finished.get(key) if key else None
-            if rec is not None and rec.value is not None and t.state == TrialState.RUNNING:
+            if rec is None or t.state != TrialState.RUNNING:
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                continue
+            storage.set_trial_user_attr(t._trial_id, "outcome", rec.outcome)
+            if rec.outcome == Outcome.PRUNED:
+                storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
+            elif rec.value is not None:
                 storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [rec.value])
             else:
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -142,7 +156,9 @@ class Cell:
             if idx is not None and t.params:
                 self._configs.setdefault(int(idx), dict(t.params))
         if self.mirror:  # the process died between recording a result and adding it
-            told = {t.user_attrs.get("key") for t in trials}
+            # Only trials that hold a final result count as told: a key may have failed
+            # (a FAIL trial) before its retry succeeded and the process died.
+            told = {t.user_attrs.get("key") for t in trials if _holds_final(t)}
             for rec in finished.values():
                 if rec.key not in told:
                     params = {k: v for k, v in rec.hparams.items() if k in self.dists}

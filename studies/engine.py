@@ -251,13 +251,19 @@ def _run_cells(
 
         should_prune = prune if spec.pruning.name != "none" else None
         n_wave = 0
-        for out in executor.run(requests, should_stop=stop, should_prune=should_prune):
-            rec = _handle(store, by_id[out.request.cell_id], out, state)
-            n_run += 1
-            n_wave += 1
-            if rec is not None:
-                _update_best(best, rec, sign)
-                emit(rec)
+        outcomes = executor.run(requests, should_stop=stop, should_prune=should_prune)
+        try:
+            for out in outcomes:
+                rec = _handle(store, by_id[out.request.cell_id], out, state)
+                n_run += 1
+                n_wave += 1
+                if rec is not None:
+                    _update_best(best, rec, sign)
+                    emit(rec)
+        finally:  # on an error, stop the executor's running trials now, not at collection
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()
         for c in cells:  # requests that never started (cancellation)
             c.abandon()
         if n_wave == 0 and not stop():
@@ -281,8 +287,8 @@ def _handle(
         rec = store.record_trial(req.cell_id, req.key, req.hparams, req.seed, result, value, number)
     except ConflictError:
         logger.warning("trial %s of cell %d was already finished elsewhere", req.key, req.cell_id)
-        cell.tell(req.key, None, None)
-        return None
+        cell.tell(req.key, None, None)  # whoever recorded it tells Optuna its own trial
+        return _finished_elsewhere(store, cell, req.key, state[req.cell_id])
     cell.tell(req.key, result, value)
     fin, att = state[req.cell_id]
     att[req.key] = rec.attempts
@@ -291,6 +297,25 @@ def _handle(
     elif result.error:
         logger.warning("trial %s failed (attempt %d): %s", req.key, rec.attempts, result.error)
     return rec
+
+
+def _finished_elsewhere(
+    store: Store, cell: Cell, key: str, state: tuple[dict[str, TrialRecord], dict[str, int]]
+) -> TrialRecord | None:
+    """Adopt the stored final result of a key another process recorded first.
+
+    Without this the key would stay unfinished here and be asked for again forever.
+    """
+    fin, att = state
+    records, _ = store.list_trials(cell.record.study_id, cell_id=cell.record.id, limit=10**9)
+    rec = next((r for r in records if r.key == key), None)
+    if rec is not None and rec.outcome in _FINAL:
+        fin[key], att[key] = rec, rec.attempts
+        return rec
+    # Not final after all (deleted meanwhile?): give up on the key rather than loop.
+    logger.error("trial %s of cell %d: no final result stored; not retried", key, cell.record.id)
+    att[key] = 1 + cell.spec.max_retries
+    return None
 
 
 def _update_best(best: list[Any], rec: TrialRecord, sign: float) -> None:

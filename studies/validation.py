@@ -18,11 +18,24 @@ Errors = list[tuple[str, str]]
 def check_spec(spec: StudySpec) -> Errors:
     """Return every problem of ``spec`` (empty when it is valid)."""
     errors: Errors = []
+    _check_objective(spec, errors)
     _check_tasks(spec, errors)
     infos = _check_optimizers(spec, errors)
     _check_shared_space(spec, infos, errors)
     _check_sampler(spec, errors)
     return errors
+
+
+def _check_objective(spec: StudySpec, errors: Errors) -> None:
+    metric = spec.objective.metric
+    if metric.startswith("test_"):
+        errors.append(
+            (
+                "objective.metric",
+                f"{metric!r} is a test metric: select on a validation metric (val_*); "
+                "test metrics are only reported",
+            )
+        )
 
 
 def _check_tasks(spec: StudySpec, errors: Errors) -> None:

@@ -22,7 +22,9 @@ Outcomes:
   update is not applied on CPU), and the result's ``metrics`` are the last finite
   evaluation. An exception raised after a divergence that the check had not yet seen
   (e.g. sampling from NaN probabilities) is still a divergence.
-* ``pruned``: the reporter returned True (pruning or cancellation).
+* ``pruned``: the reporter returned True (pruning or cancellation), or ``should_stop``
+  did (a cancellation inside an epoch: it is polled every ``STOP_POLL_S`` seconds of
+  wall time in the batch loop, so a long epoch stops within about a second).
 * ``failed``: any exception (a bad configuration included): ``error`` holds the
   exception's type, message and traceback tail; the traceback is logged.
 * ``complete``: otherwise.
@@ -49,7 +51,7 @@ import math
 import random
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from studies.errors import SpecError, TrialError
@@ -59,12 +61,13 @@ from workers.tasks.base import Budget, Task
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CHECK_EVERY", "run_trial"]
+__all__ = ["CHECK_EVERY", "STOP_POLL_S", "run_trial"]
 
 logger = logging.getLogger(__name__)
 
 CHECK_EVERY = 16  # steps between loss reads on an accelerator (every step on CPU)
 _ERROR_TAIL = 4000  # characters of traceback kept in TrialResult.error
+STOP_POLL_S = 0.5  # wall-clock seconds between two polls of ``should_stop`` in an epoch
 
 
 class _Diverged(Exception):
@@ -246,6 +249,7 @@ class _Run:
         device: str | None,
         data_dir: str | None,
         task_options: Mapping[str, Any] | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         import torch
 
@@ -272,6 +276,7 @@ class _Run:
         if not all(math.isfinite(v) for v in initial.values()):
             raise TrialError(f"non-finite metrics at initialisation: {initial}")
         track_lr: bool | None = None  # decided after the first step
+        next_poll = -math.inf
         model.train()
         for epoch in range(1, budget.epochs + 1):
             batches = itertools.islice(task_obj.train_batches(seed, epoch), budget.steps_per_epoch)
@@ -279,6 +284,10 @@ class _Run:
                 loss = task_obj.loss(model, task_obj.to_device(batch, dev))
                 if not self.epochs:  # the first forward pass: the loss at initialisation
                     self._start(loss.item(), initial, report)
+                if should_stop is not None and (now := time.monotonic()) >= next_poll:
+                    next_poll = now + STOP_POLL_S
+                    if should_stop():
+                        raise _Pruned
                 log.add_loss(loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -321,6 +330,7 @@ def run_trial(
     device: str | None = None,
     data_dir: str | None = None,
     task_options: Mapping[str, Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrialResult:
     """Train ``task`` with ``optimizer`` at ``hparams`` from ``seed``; never raises.
 
@@ -341,6 +351,9 @@ def run_trial(
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None``: CUDA when available.
         data_dir: Data folder for tasks that read files.
         task_options: Task options overriding the task's defaults.
+        should_stop: Polled in the batch loop at most every ``STOP_POLL_S`` seconds;
+            True stops the run as ``pruned`` (a cancellation that need not wait for the
+            epoch's end). Keep it cheap.
 
     Returns:
         The result. Exceptions (including invalid arguments) become ``failed``.
@@ -360,6 +373,7 @@ def run_trial(
             device,
             data_dir,
             task_options,
+            should_stop,
         )
     except _Diverged as stop:
         outcome, diverged_at = Outcome.DIVERGED, stop.step

@@ -6,13 +6,23 @@ Running the same definition again resumes the newest unfinished study of that na
 definition (the executor section may differ): finished trials are not run again.
 Ctrl-C stops gracefully (the study is marked cancelled and resumes on the next run); a
 second Ctrl-C aborts at once.
+
+The study is held like a service worker holds one: with a lease (worker id
+``cli:<host>:<pid>``) renewed by a heartbeat thread, which also picks up a
+``vradam-hpo cancel``. A study another process holds under a live lease is never resumed
+here; one whose holder died (``kill -9``) resumes once its lease has expired.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import signal
+import socket
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,9 +43,28 @@ from service.commands._common import DbOption, cli_errors, console, db_url, err_
 if TYPE_CHECKING:
     from studies.engine import ProgressEvent, StudySummary
     from studies.spec import StudySpec
-    from studies.store import Store, StudyRecord
+    from studies.store import Store, StudyRecord, StudyStatus
 
 logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30.0
+HEARTBEAT_SECONDS = 5.0
+
+
+def cli_worker_id() -> str:
+    """``cli:<host>:<pid>``: the worker id a ``run`` process holds its study under."""
+    return f"cli:{socket.gethostname()}:{os.getpid()}"
+
+
+def held_elsewhere(record: StudyRecord, now: datetime | None = None) -> bool:
+    """Whether another process runs ``record`` under a lease that has not expired."""
+    now = now or datetime.now(UTC)
+    return (
+        record.status == "running"
+        and record.worker_id is not None
+        and record.lease_expires_at is not None
+        and record.lease_expires_at > now
+    )
 
 
 def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
@@ -43,15 +72,24 @@ def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "executor"}
 
 
-def find_resumable(store: Store, spec: StudySpec) -> StudyRecord | None:
-    """The newest study with this name and definition (executor aside), if any."""
+def find_resumable(
+    store: Store, spec: StudySpec, on_skip: Callable[[StudyRecord], None] | None = None
+) -> StudyRecord | None:
+    """The newest study with this name and definition (executor aside), if any.
+
+    Studies that another process holds under a live lease are skipped (``on_skip`` is
+    called with each).
+    """
     want = _comparable(spec.to_dict())
     offset = 0
     while True:
         page, total = store.list_studies(limit=200, offset=offset)
         for record in page:
             if record.name == spec.name and _comparable(record.spec) == want:
-                return record
+                if not held_elsewhere(record):
+                    return record
+                if on_skip is not None:
+                    on_skip(record)
         offset += len(page)
         if not page or offset >= total:
             return None
@@ -124,6 +162,12 @@ def run(
     new: Annotated[
         bool, typer.Option("--new", help="Start a new study instead of resuming one.")
     ] = False,
+    lease_seconds: Annotated[
+        float, typer.Option("--lease-seconds", min=0.1, hidden=True, help="Lease length.")
+    ] = LEASE_SECONDS,
+    heartbeat_seconds: Annotated[
+        float, typer.Option("--heartbeat-seconds", min=0.01, hidden=True, help="Renewal period.")
+    ] = HEARTBEAT_SECONDS,
 ) -> None:
     """Run (or resume) a study here, on the local or the Ray executor."""
     from studies.engine import run_study, summarize
@@ -145,18 +189,31 @@ def run(
             updates.update(name="ray", ray_address=ray_address)
         if updates:
             spec = spec.model_copy(update={"executor": spec.executor.model_copy(update=updates)})
+        if heartbeat_seconds >= lease_seconds:
+            raise typer.BadParameter("must be below --lease-seconds", param_hint="--heartbeat")
         store = open_store(db_url(db))
         store.create_schema()
-        previous = None if new else find_resumable(store, spec)
+
+        def skipped(record: StudyRecord) -> None:
+            until = record.lease_expires_at.isoformat(timespec="seconds")  # type: ignore[union-attr]
+            console.print(
+                f"study {record.id} is running under {record.worker_id} (lease until {until}): "
+                "not resuming it"
+            )
+
+        previous = None if new else find_resumable(store, spec, on_skip=skipped)
         if previous is not None and previous.status == StudyStatus.COMPLETED:
             console.print(f"study {previous.id} ({spec.name}) is already complete (--new to rerun)")
             console.print(summary_table(summarize(spec, store, previous.id)))
             return
-        if previous is not None:
+        worker_id = cli_worker_id()
+        if previous is None:
+            previous = store.create_study(spec.name, spec.to_dict())
+        else:
             console.print(f"resuming study {previous.id} ({previous.status})")
-        summary = _run_with_progress(
-            spec, store, executor_for_spec(spec), previous.id if previous else None, run_study
-        )
+        store.acquire_study(previous.id, worker_id, lease_seconds)  # ConflictError: taken
+        lease = _lease(store, previous.id, worker_id, lease_seconds, heartbeat_seconds)
+        summary = _run_with_progress(spec, store, executor_for_spec(spec), lease, run_study)
         console.print(summary_table(summary))
         for line in summary.disclosures:
             console.print(f"[dim]note: {line}")
@@ -164,9 +221,24 @@ def run(
             console.print("stopped early: run the same command again to resume")
 
 
+def _lease(store: Store, study_id: str, worker_id: str, lease_seconds: float, every: float) -> Any:
+    """The heartbeat that keeps this process's lease (the service worker's, reused)."""
+    from service.worker import Lease
+
+    return Lease(store, study_id, worker_id, lease_seconds, every)
+
+
 def _run_with_progress(
-    spec: StudySpec, store: Store, executor: Any, study_id: str | None, run_study: Any
+    spec: StudySpec, store: Store, executor: Any, lease: Any, run_study: Any
 ) -> StudySummary:
+    """Run the leased study with a progress bar; release it with its final status.
+
+    The engine sees the store through :class:`~service.worker.LeasedStore`, so status
+    changes of the study wait for the release, which checks the lease is still ours.
+    """
+    from service.worker import LeasedStore
+    from studies.store import StudyStatus
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -186,15 +258,50 @@ def _run_with_progress(
             else:
                 bar.update(task_id, total=e.total, completed=e.done, best=best)
 
-        with _Interrupt() as interrupt, executor:
-            return run_study(  # type: ignore[no-any-return]
-                spec,
-                store,
-                executor,
-                study_id=study_id,
-                progress=on_progress,
-                should_stop=interrupt.event.is_set,
-            )
+        leased = LeasedStore(store, lease.study_id)
+        with _Interrupt() as interrupt, executor, lease:
+
+            def should_stop() -> bool:
+                return (
+                    interrupt.event.is_set()
+                    or lease.cancel_requested.is_set()
+                    or lease.lost.is_set()
+                )
+
+            failure: BaseException | None = None
+            try:
+                summary: StudySummary = run_study(
+                    spec,
+                    leased,
+                    executor,
+                    study_id=lease.study_id,
+                    progress=on_progress,
+                    should_stop=should_stop,
+                )
+            except BaseException as e:  # released below, once the heartbeat has stopped
+                failure = e
+    if failure is not None:
+        status, error = leased.requested or (StudyStatus.FAILED, repr(failure))
+        _release(store, lease, status, error)
+        raise failure
+    status, error = leased.requested or (StudyStatus.COMPLETED, None)
+    if lease.cancel_requested.is_set():
+        status = StudyStatus.CANCELLED
+    _release(store, lease, status, error)
+    return dataclasses.replace(summary, status=status)
+
+
+def _release(store: Store, lease: Any, status: StudyStatus, error: str | None) -> None:
+    """End this process's lease with ``status``, unless the lease was lost meanwhile."""
+    from studies.errors import LabError
+
+    if lease.lost.is_set():
+        err_console.print(f"[yellow]lost the lease on study {lease.study_id}: left as it is")
+        return
+    try:
+        store.release_study(lease.study_id, lease.worker_id, status, error)
+    except LabError as e:  # the lease expires on its own: a rerun resumes the study
+        err_console.print(f"[yellow]cannot release study {lease.study_id}: {e}")
 
 
 def register(app: typer.Typer) -> None:

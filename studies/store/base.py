@@ -31,7 +31,11 @@ class Store(abc.ABC):
         * Studies: created ``queued``; a worker :meth:`claim_study` s one with a lease
           (atomically: two workers never hold the same study), keeps it with
           :meth:`renew_lease`, and ends it with :meth:`release_study`. A running study
-          whose lease expired can be claimed by another worker (resume).
+          whose lease expired can be claimed by another worker (resume). A process that
+          runs one given study (``vradam-hpo run``) takes it with :meth:`acquire_study`,
+          under the same lease rules.
+        * State checks and the writes they allow are atomic (a status check and a delete,
+          a lease check and a release): a concurrent claim never slips in between.
         * Trials: one row per ``(cell_id, key)``, where the key canonically encodes
           ``(hparams, seed)``. A ``failed`` result increments ``attempts`` and keeps the
           row failed; a final result (``complete``, ``diverged``, ``pruned``) replaces a
@@ -53,7 +57,8 @@ class Store(abc.ABC):
     def create_schema(self) -> None:
         """Migrate the schema to the latest version and create Optuna's tables.
 
-        Idempotent. Call it once before any worker starts.
+        Idempotent, and safe when several processes call it at once on a fresh database
+        (it serialises them with a database-wide lock).
 
         Raises:
             StoreError: The database is unreachable or the migration failed.
@@ -115,6 +120,9 @@ class Store(abc.ABC):
     def delete_study(self, study_id: str) -> None:
         """Delete a study with its cells, trials, epochs and Optuna studies.
 
+        The running check and the delete are atomic. Optuna studies that cannot be removed
+        are logged and left behind; the delete still succeeds.
+
         Raises:
             NotFoundError: No study has this id.
             ConflictError: The study is running.
@@ -126,6 +134,19 @@ class Store(abc.ABC):
 
         The claimed study becomes ``running`` with ``worker_id`` and a lease of
         ``lease_seconds``. Returns ``None`` when there is nothing to claim.
+        """
+
+    @abc.abstractmethod
+    def acquire_study(self, study_id: str, worker_id: str, lease_seconds: float) -> StudyRecord:
+        """Atomically take one given study for ``worker_id``, whatever its status.
+
+        It becomes ``running`` with ``worker_id`` and a lease of ``lease_seconds`` (a
+        finished study is resumed, as by :meth:`set_status`). Allowed unless the study
+        is running under another worker whose lease has not expired.
+
+        Raises:
+            NotFoundError: No study has this id.
+            ConflictError: Another worker holds a live lease on it.
         """
 
     @abc.abstractmethod

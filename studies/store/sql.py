@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+SCHEMA_LOCK_KEY = 0x7652_4164_616D  # pg_advisory_lock key held while creating the schema
+# Alembic's migration context is process-global: one migration at a time per process.
+_SCHEMA_THREAD_LOCK = threading.Lock()
 
 
 def normalize_url(url: str) -> str:
@@ -105,7 +109,13 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
 
     # ------------------------------------------------------------------ schema
     def create_schema(self) -> None:
-        """Migrate to head (Alembic) and create Optuna's tables; idempotent."""
+        """Migrate to head (Alembic) and create Optuna's tables; idempotent.
+
+        Safe to call from several processes at once on a fresh database: the migration
+        and Optuna's table creation run under a lock (PostgreSQL: an advisory lock;
+        SQLite: an exclusive ``flock`` on the database file, which SQLite's own POSIX
+        record locks do not see).
+        """
         from alembic import command
         from alembic.config import Config
 
@@ -113,17 +123,49 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("version_table", VERSION_TABLE)
         try:
-            with self._engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-            import optuna
+            with _SCHEMA_THREAD_LOCK, self._schema_lock():
+                with self._engine.begin() as conn:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                import optuna
 
-            storage = optuna.storages.RDBStorage(self._url, engine_kwargs=engine_kwargs(self._url))
-            storage.remove_session()
-            storage.engine.dispose()
+                storage = optuna.storages.RDBStorage(
+                    self._url, engine_kwargs=engine_kwargs(self._url)
+                )
+                storage.remove_session()
+                storage.engine.dispose()
         except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.InterfaceError) as e:
             raise StoreError(f"cannot create the schema: {e.orig or e}") from e
         logger.info("schema ready at %r", self)
+
+    @contextlib.contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """Hold the database-wide schema lock (see :meth:`create_schema`)."""
+        if self._dialect == "postgresql":
+            with self._engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            return
+        path = self._engine.url.database
+        try:
+            import fcntl
+
+            handle = open(path, "ab") if path and path != ":memory:" else None  # noqa: SIM115
+        except (ImportError, OSError):  # no flock here, or SQLite will report the path
+            handle = None
+        if handle is None:
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers and the schema exists."""
@@ -196,29 +238,60 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
                 _apply_status(row, StudyStatus.CANCELLED, None)
             return convert.study(row)
 
+    def _lock_if(self, s: Session, study_id: str, *where: Any) -> bool:
+        """Lock the study's row if it matches ``where``: the transaction's first write.
+
+        A no-op update. On SQLite it takes the database write lock before anything is
+        read (a read first could act on a stale state); on PostgreSQL, the row lock. A
+        check and the writes it allows are then atomic.
+        """
+        done = s.execute(
+            sa.update(StudyRow)
+            .where(StudyRow.id == study_id, *where)
+            .values(worker_id=StudyRow.worker_id)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(done.rowcount == 1)
+
     def delete_study(self, study_id: str) -> None:
-        """Delete the study, its rows and its Optuna studies; ConflictError while running."""
+        """Delete the study, its rows and its Optuna studies; ConflictError while running.
+
+        Optuna's studies go after the commit; failing to remove one is logged, not raised
+        (the study itself is gone).
+        """
         with self._session() as s:
-            row = self._study_row(s, study_id, lock=True)
-            if row.status == StudyStatus.RUNNING:
+            if not self._lock_if(s, study_id, StudyRow.status != StudyStatus.RUNNING.value):
+                self._study_row(s, study_id)  # NotFoundError
                 raise ConflictError(f"study {study_id!r} is running: cancel it first")
             names = s.scalars(
                 sa.select(CellRow.optuna_study_name).where(CellRow.study_id == study_id)
             ).all()
             for model in (EpochRow, TrialRow, CellRow):
                 s.execute(sa.delete(model).where(model.study_id == study_id))
-            s.delete(row)
+            s.execute(sa.delete(StudyRow).where(StudyRow.id == study_id))
         if names:
+            self._delete_optuna_studies(names)
+
+    def _delete_optuna_studies(self, names: Sequence[str]) -> None:
+        """Remove Optuna studies by name; ones already gone are fine, failures are logged."""
+        try:
             import optuna
 
             storage = optuna.storages.RDBStorage(self._url, engine_kwargs=engine_kwargs(self._url))
-            try:
-                for name in names:
-                    with contextlib.suppress(KeyError):
-                        optuna.delete_study(study_name=name, storage=storage)
-            finally:
-                storage.remove_session()
-                storage.engine.dispose()
+        except Exception:
+            logger.exception("cannot open Optuna's storage to delete %s", list(names))
+            return
+        try:
+            for name in names:
+                try:
+                    optuna.delete_study(study_name=name, storage=storage)
+                except KeyError:
+                    continue  # already gone
+                except Exception:
+                    logger.exception("cannot delete Optuna study %r (left behind)", name)
+        finally:
+            storage.remove_session()
+            storage.engine.dispose()
 
     def claim_study(self, worker_id: str, lease_seconds: float) -> StudyRecord | None:
         """Atomically claim the oldest queued study or a running one with an expired lease."""
@@ -272,14 +345,37 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
             )
             return done.rowcount == 1
 
+    def acquire_study(self, study_id: str, worker_id: str, lease_seconds: float) -> StudyRecord:
+        """Take this study with a lease unless another worker's lease on it is live."""
+        now = _now()
+        free = sa.or_(
+            StudyRow.status != StudyStatus.RUNNING.value,
+            StudyRow.worker_id.is_(None),
+            StudyRow.worker_id == worker_id,
+            StudyRow.lease_expires_at.is_(None),
+            StudyRow.lease_expires_at < now,
+        )
+        with self._session() as s:
+            if not self._lock_if(s, study_id, free):
+                row = self._study_row(s, study_id)
+                raise ConflictError(f"study {study_id!r} is running under {row.worker_id!r}")
+            row = self._study_row(s, study_id, lock=True)
+            _apply_status(row, StudyStatus.RUNNING, None)
+            row.worker_id = worker_id
+            row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            s.flush()
+            return convert.study(row)
+
     def release_study(
         self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None
     ) -> None:
         """End this worker's lease with a status; ConflictError if another worker holds it."""
         with self._session() as s:
-            row = self._study_row(s, study_id, lock=True)
-            if row.worker_id not in (None, worker_id):
+            held = sa.or_(StudyRow.worker_id.is_(None), StudyRow.worker_id == worker_id)
+            if not self._lock_if(s, study_id, held):
+                row = self._study_row(s, study_id)
                 raise ConflictError(f"study {study_id!r} is held by worker {row.worker_id!r}")
+            row = self._study_row(s, study_id, lock=True)
             _apply_status(row, StudyStatus(status), error)
             row.worker_id = None
             row.lease_expires_at = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
 
 from service.cli import app
+from studies.spec import parse_spec
 from studies.store import SQLStore, StudyStatus
 
 SPEC = {
@@ -66,3 +69,69 @@ def test_report_accepts_the_definition_file(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "vradam" in report and "adamw" in report
     assert (out / "report.html").stat().st_size > 1000
+
+
+def _setup(tmp_path: Path, spec: dict = SPEC) -> tuple[Path, str, SQLStore]:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    db = f"sqlite:///{tmp_path / 'lab.db'}"
+    store = SQLStore(db)
+    store.create_schema()
+    return path, db, store
+
+
+def test_run_does_not_resume_a_study_another_process_holds(tmp_path: Path) -> None:
+    spec, db, store = _setup(tmp_path)
+    held = store.create_study(SPEC["name"], parse_spec(SPEC).to_dict())
+    store.acquire_study(held.id, "host:1:w", 60)  # a live worker runs it
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert f"study {held.id} is running under host:1:w" in result.output
+    studies, total = store.list_studies()
+    assert total == 2
+    new = next(s for s in studies if s.id != held.id)
+    assert new.status == StudyStatus.COMPLETED and new.worker_id is None
+    assert store.get_study(held.id).worker_id == "host:1:w"  # untouched
+    assert store.list_trials(held.id)[1] == 0
+    store.close()
+
+
+def test_run_resumes_a_study_whose_holder_died(tmp_path: Path) -> None:
+    spec, db, store = _setup(tmp_path)
+    held = store.create_study(SPEC["name"], parse_spec(SPEC).to_dict())
+    store.acquire_study(held.id, "cli:host:1", 60)
+    assert store.renew_lease(held.id, "cli:host:1", -1)  # killed: the lease ran out
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert f"resuming study {held.id}" in result.output
+    done = store.get_study(held.id)
+    assert done.status == StudyStatus.COMPLETED and done.worker_id is None
+    assert store.list_studies()[1] == 1 and store.list_trials(held.id)[1] == 4
+    store.close()
+
+
+def test_cancel_stops_a_run(tmp_path: Path) -> None:
+    long = {**SPEC, "tasks": [{"name": "quadratic", "budget": {"epochs": 300}}]}
+    long["sampler"] = {"name": "grid", "points": {"lr": 8}}
+    spec, db, store = _setup(tmp_path, long)
+
+    def cancel_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            studies, _ = store.list_studies()
+            if studies and studies[0].worker_id and store.list_trials(studies[0].id)[1]:
+                store.request_cancel(studies[0].id)  # as `vradam-hpo cancel` does
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_once_running)
+    canceller.start()
+    args = ["run", str(spec), "--db", db, "--lease-seconds", "5", "--heartbeat-seconds", "0.1"]
+    result = CliRunner().invoke(app, args)
+    canceller.join()
+    assert result.exit_code == 0, result.output
+    assert "stopped early" in result.output
+    (study,), _ = store.list_studies()
+    assert study.status == StudyStatus.CANCELLED and study.worker_id is None
+    assert store.list_trials(study.id)[1] < 16
+    store.close()

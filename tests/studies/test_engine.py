@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -13,7 +15,7 @@ from studies.engine import ProgressEvent, run_study
 from studies.sampling import trial_key
 from studies.store import SQLStore, StudyStatus
 from tests.workers import trialfns
-from workers.executors import LocalExecutor
+from workers.executors import Executor, LocalExecutor, TrialOutcome, TrialRequest
 from workers.results import EpochMetrics, Outcome, TrialResult
 
 LRS = [1e-3, 0.1, 10.0]
@@ -37,7 +39,7 @@ def quadratic_spec(**changes: Any) -> dict[str, Any]:
 
 
 def grid_keys(spec: dict[str, Any], optimizer: str) -> set[str]:
-    fixed = next(o["fixed"] for o in spec["optimizers"] if o["name"] == optimizer)
+    fixed = next(o.get("fixed", {}) for o in spec["optimizers"] if o["name"] == optimizer)
     return {trial_key({**fixed, "lr": lr}, s) for lr in LRS for s in spec["seeds"]}
 
 
@@ -233,3 +235,96 @@ def test_grid_study_on_ray(store: SQLStore, ray_cluster: None) -> None:
     for cell in store.list_cells(summary.study_id):
         assert {t.key for t in trials if t.cell_id == cell.id} == grid_keys(spec, cell.optimizer)
     assert {t.outcome for t in trials if t.hparams["lr"] == 10.0} == {"diverged"}
+
+
+class _RecordsFirst(Executor):
+    """Runs trials locally, but another process records each key's final result first.
+
+    The engine's own ``record_trial`` then meets a ConflictError. A key asked for twice
+    means the engine did not treat the stored result as finished (it would loop forever).
+    """
+
+    name = "records-first"
+
+    def __init__(self, store_url: str) -> None:
+        super().__init__(max_concurrent=1)
+        self.inner = LocalExecutor()
+        self.other = SQLStore(store_url)
+        self.asked: Counter[tuple[int, str]] = Counter()
+
+    def run(
+        self,
+        requests: Sequence[TrialRequest],
+        *,
+        should_stop: Any = None,
+        should_prune: Any = None,
+    ) -> Iterator[TrialOutcome]:
+        for r in requests:
+            self.asked[r.ident] += 1
+            assert self.asked[r.ident] == 1, f"trial {r.key} was requested again"
+        for out in self.inner.run(requests, should_stop=should_stop, should_prune=should_prune):
+            r = out.request
+            self.other.record_trial(r.cell_id, r.key, r.hparams, r.seed, out.result, 42.0, None)
+            yield out
+
+    def close(self) -> None:
+        self.other.close()
+
+
+def test_a_trial_recorded_elsewhere_first_counts_as_finished(store: SQLStore) -> None:
+    spec = quadratic_spec(optimizers=[{"name": "adamw"}])
+    events: list[ProgressEvent] = []
+    with _RecordsFirst(store.url) as ex:
+        summary = run_study(spec, store, ex, progress=events.append)
+    assert summary.status == StudyStatus.COMPLETED and summary.n_run == 6
+    assert sum(ex.asked.values()) == 6  # each key asked for once
+    assert events[-1].done == events[-1].total == 6
+    trials, total = store.list_trials(summary.study_id)
+    assert total == 6 and all(t.attempts == 1 and t.value == 42.0 for t in trials)
+
+
+def test_resume_adds_a_retried_success_that_was_never_told(store: SQLStore) -> None:
+    spec = quadratic_spec(optimizers=[{"name": "adamw"}], seeds=[0])
+    done = {"n": 0}
+    first = run_study(
+        spec,
+        store,
+        LocalExecutor(),
+        progress=lambda e: done.__setitem__("n", e.done),
+        should_stop=lambda: done["n"] >= 1,
+    )
+    cell = store.list_cells(first.study_id)[0]
+    study = optuna.load_study(study_name=cell.optuna_study_name, storage=store.url)
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-3, 10.0, log=True)}
+    retried, no_value = {"lr": 0.1}, {"lr": 10.0}
+    # Key 1 failed once (told to Optuna as FAIL), then succeeded on retry, and the process
+    # died before telling Optuna the success.
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            params=retried,
+            distributions=dist,
+            user_attrs={"key": trial_key(retried, 0), "seed": 0, "outcome": "failed"},
+        )
+    )
+    failed = TrialResult(Outcome.FAILED, {}, error="flaky")
+    store.record_trial(cell.id, trial_key(retried, 0), retried, 0, failed, None, None)
+    ok = TrialResult(Outcome.COMPLETE, {"val_loss": 0.25}, {"val_loss": 3.0}, ())
+    store.record_trial(cell.id, trial_key(retried, 0), retried, 0, ok, 0.25, None)
+    # Key 2 diverged without an initial value (a final result Optuna can only hold as FAIL).
+    diverged = TrialResult(Outcome.DIVERGED, {}, {}, (), 3)
+    store.record_trial(cell.id, trial_key(no_value, 0), no_value, 0, diverged, None, None)
+
+    final = run_study(spec, store, LocalExecutor(), study_id=first.study_id)
+    assert final.n_run == 0 and final.status == StudyStatus.COMPLETED
+    run_study(spec, store, LocalExecutor(), study_id=first.study_id)  # resumes add nothing twice
+    trials = optuna.load_study(study_name=cell.optuna_study_name, storage=store.url).trials
+    by_key: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for t in trials:
+        if t.user_attrs.get("outcome") != "failed":
+            by_key.setdefault(t.user_attrs["key"], []).append(t)
+    assert sorted(by_key) == sorted(grid_keys(spec, "adamw"))  # every key once: no duplicate
+    assert all(len(v) == 1 for v in by_key.values())
+    told = by_key[trial_key(retried, 0)][0]
+    assert told.state == optuna.trial.TrialState.COMPLETE and told.value == 0.25
+    assert by_key[trial_key(no_value, 0)][0].user_attrs["outcome"] == "diverged"

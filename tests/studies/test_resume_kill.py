@@ -1,10 +1,16 @@
-"""Kill ``vradam-hpo run`` mid-study with SIGKILL, run it again: the grid, each trial once."""
+"""Kill ``vradam-hpo run`` mid-study with SIGKILL, run it again: the grid, each trial once.
+
+The killed run leaves its study ``running`` under its lease; once the lease expires, the
+next run resumes it (and a service worker could too).
+"""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -27,8 +33,23 @@ SPEC = {
 }
 
 
+LEASE_S = 3.0
+
+
 def cli(spec: Path, db: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", "run", str(spec), "--db", db]
+    return [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "run",
+        str(spec),
+        "--db",
+        db,
+        "--lease-seconds",
+        str(LEASE_S),
+        "--heartbeat-seconds",
+        "0.5",
+    ]
 
 
 @pytest.mark.slow
@@ -58,11 +79,18 @@ def test_sigkill_mid_study_then_resume(tmp_path: Path) -> None:
     study_id = studies[0].id
     before = store.list_trials(study_id)[1]
     assert 3 <= before < 16
-    assert store.get_study(study_id).status == StudyStatus.RUNNING  # left as it died
+    died = store.get_study(study_id)
+    assert died.status == StudyStatus.RUNNING  # left as it died, under its lease
+    assert died.worker_id == f"cli:{socket.gethostname()}:{proc.pid}"
+    assert died.lease_expires_at is not None
 
+    wait = (died.lease_expires_at - datetime.now(UTC)).total_seconds()
+    time.sleep(max(0.0, wait) + 0.2)  # the dead run's lease expires: its study is free
     done = subprocess.run(cli(spec_file, db), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "resuming study" in done.stdout
+    assert f"resuming study {study_id}" in done.stdout
+    resumed = store.get_study(study_id)
+    assert resumed.worker_id is None and resumed.lease_expires_at is None  # released
 
     studies, n_studies = store.list_studies()
     assert n_studies == 1 and studies[0].status == StudyStatus.COMPLETED

@@ -159,6 +159,13 @@ def test_metric_must_be_reported_by_every_task() -> None:
     assert ok.objective.direction == "maximize"
 
 
+def test_objective_must_be_a_validation_metric() -> None:
+    errs = errors_of(spec(objective={"metric": "test_loss"}))
+    assert "validation metric" in errs["objective.metric"]  # selection never sees test data
+    errs = errors_of(spec(tasks=[{"name": "digits_cnn"}], objective={"metric": "test_acc"}))
+    assert "test_acc" in errs["objective.metric"]
+
+
 def test_sampler_rules() -> None:
     assert "sampler.points.lr" in errors_of(spec(sampler={"name": "grid"}))
     assert "search_space" in errors_of(spec(search_space={}, sampler={"name": "grid"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from studies.sampling import trial_key
 from workers.executors import Executor, LocalExecutor, TrialRequest
-from workers.results import Outcome
+from workers.results import Outcome, TrialResult
 from workers.tasks.base import Budget
 
 FAKE = "tests.workers.trialfns:sleepy"
@@ -126,6 +127,44 @@ def test_should_stop_cancels_within_seconds(executor_factory: Any) -> None:
     assert all(o.result.outcome != Outcome.COMPLETE for o in outs)
 
 
+def slow_quadratic(
+    task: str,
+    optimizer: str,
+    hparams: Any,
+    seed: int,
+    budget: Any = None,
+    report: Any = None,
+    **kw: Any,
+) -> TrialResult:
+    """``run_trial`` on a quadratic whose steps take 10 ms: one epoch lasts 20 s."""
+    from workers.tasks.quadratic import QuadraticTask
+    from workers.trial import run_trial
+
+    class Slow(QuadraticTask):
+        def loss(self, model: Any, batch: Any) -> Any:
+            time.sleep(0.01)
+            return super().loss(model, batch)
+
+    kw = {k: v for k, v in kw.items() if k not in ("data_dir", "task_options")}
+    return run_trial(Slow(steps_per_epoch=2000), optimizer, hparams, seed, budget, report, **kw)
+
+
+def test_local_should_stop_interrupts_a_long_epoch() -> None:
+    ex = LocalExecutor(trial_fn="tests.workers.test_executors:slow_quadratic")
+    polls: list[float] = []
+
+    def stop() -> bool:  # a cancel 1 s after the trial started
+        polls.append(time.monotonic())
+        return polls[-1] >= polls[0] + 1.0
+
+    outs = list(ex.run([req(0, task="quadratic", epochs=1)], should_stop=stop))
+    late = time.monotonic() - (polls[0] + 1.0)
+    assert late < 1.5  # not the 20 s epoch (timing: 2 shared cores)
+    assert len(outs) == 1 and outs[0].cancelled
+    assert outs[0].result.outcome == Outcome.PRUNED
+    assert [e.epoch for e in outs[0].result.epochs] == [0]
+
+
 def test_stop_before_start_runs_nothing(executor_factory: Any) -> None:
     ex = executor_factory()
     outs = list(ex.run([req(0), req(1)], should_stop=lambda: True))
@@ -143,6 +182,22 @@ def test_ray_lost_worker_is_a_failed_result(ray_cluster: None) -> None:
     lost = outs[req(0, die=True).key].result
     assert lost.outcome == Outcome.FAILED and "worker" in (lost.error or "")
     assert outs[req(1).key].result.outcome == Outcome.COMPLETE
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_run_left_by_its_caller_stops_tune(ray_cluster: None) -> None:
+    from workers.executors import ray_executor
+
+    with ray_executor.RayExecutor(max_concurrent=2, trial_fn=FAKE) as ex:
+        outs = ex.run([req(0, epochs=1), req(1, epochs=150, sleep=0.1)])  # a 15 s trial
+        assert next(outs).request.key == req(0, epochs=1).key
+        t0 = time.monotonic()
+        outs.close()  # the caller stops iterating (as when its loop body raises)
+        closed_in = time.monotonic() - t0
+        alive = [t for t in threading.enumerate() if t.name == "ray-tune-fit" and t.is_alive()]
+    assert not alive and not ray_executor._RUNS  # Tune stopped, nothing left behind
+    assert closed_in < 12  # stopped, not run to its end
 
 
 def test_local_validates_its_limit() -> None:

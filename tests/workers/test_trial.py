@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -236,6 +238,32 @@ def test_reporter_true_prunes_and_can_cancel_before_training() -> None:
     cancelled = run_trial(task, "adamw", {"lr": 0.1}, seed=0, budget=Q, report=lambda e: True)
     assert cancelled.outcome == Outcome.PRUNED and [e.epoch for e in cancelled.epochs] == [0]
     assert task.calls == 1
+
+
+class SlowQuadratic(QuadraticTask):
+    """10 ms per training step: with thousands of steps, one epoch takes minutes."""
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.01)
+        return super().loss(model, batch)
+
+
+def test_should_stop_is_polled_inside_an_epoch() -> None:
+    task = SlowQuadratic(steps_per_epoch=6000)  # a 60 s epoch
+    polls: list[float] = []
+
+    def should_stop() -> bool:  # turns True 0.6 s after training started
+        polls.append(time.monotonic())
+        return polls[-1] >= polls[0] + 0.6
+
+    result = run_trial(
+        task, "adamw", {"lr": 0.1}, seed=0, budget=Budget(epochs=2), should_stop=should_stop
+    )
+    late = time.monotonic() - (polls[0] + 0.6)
+    assert result.outcome == Outcome.PRUNED and [e.epoch for e in result.epochs] == [0]
+    assert late < 1.0  # stopped mid-epoch, within about a second (timing: 2 shared cores)
+    assert 2 <= len(polls) <= 5  # polled about every 0.5 s, not every step
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(polls))
 
 
 def test_reporter_exception_fails_the_trial() -> None:

@@ -8,7 +8,9 @@ Torch- and Ray-free at import: the engine receives an executor object.
 from __future__ import annotations
 
 import abc
+import functools
 import importlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -101,8 +103,30 @@ def load_trial_fn(path: str) -> TrialFn:
     return fn  # type: ignore[no-any-return]
 
 
-def call_trial(fn: TrialFn, request: TrialRequest, report: Any, device: str | None) -> TrialResult:
-    """Run ``request`` through ``fn``; any exception becomes a ``FAILED`` result."""
+@functools.cache
+def _takes_should_stop(fn: TrialFn) -> bool:
+    """Whether ``fn`` accepts ``should_stop`` (trial functions written before it do not)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "should_stop" or p.kind == p.VAR_KEYWORD for p in params)
+
+
+def call_trial(
+    fn: TrialFn,
+    request: TrialRequest,
+    report: Any,
+    device: str | None,
+    should_stop: StopFn | None = None,
+) -> TrialResult:
+    """Run ``request`` through ``fn``; any exception becomes a ``FAILED`` result.
+
+    ``should_stop`` is passed on (polled inside epochs) when ``fn`` accepts it.
+    """
+    extra: dict[str, Any] = {}
+    if should_stop is not None and _takes_should_stop(fn):
+        extra["should_stop"] = should_stop
     try:
         return fn(
             request.task,
@@ -115,6 +139,7 @@ def call_trial(fn: TrialFn, request: TrialRequest, report: Any, device: str | No
             device=device,
             data_dir=request.data_dir,
             task_options=dict(request.task_options),
+            **extra,
         )
     except Exception as e:  # run_trial should not raise; a broken import might
         return failed_result(f"{type(e).__name__}: {e}")
@@ -136,10 +161,11 @@ class Executor(abc.ABC):
           exceptions out of :meth:`run`; the executor does not retry (the engine does).
         * ``should_prune(request, epoch_metrics)`` is consulted after every epoch (epoch
           0 excluded); True stops the trial as ``PRUNED``.
-        * ``should_stop()`` is polled between trials and after every epoch. Once it is
-          True, no new trial starts, running trials are stopped within seconds and
-          yielded with ``cancelled=True``; requests never started are either not yielded
-          or yielded with ``cancelled=True``.
+        * ``should_stop()`` is polled between trials and after every epoch (and, where
+          the executor passes it to ``run_trial``, inside epochs). Once it is True, no
+          new trial starts, running trials are stopped within seconds and yielded with
+          ``cancelled=True``; requests never started are either not yielded or yielded
+          with ``cancelled=True``.
         * Both hooks run in the process that called :meth:`run` (any thread).
         * :meth:`close` releases resources (threads, a Ray cluster the executor started).
     """

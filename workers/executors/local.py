@@ -24,7 +24,9 @@ class LocalExecutor(Executor):
     """Runs trials in this process (threads when ``max_concurrent > 1``).
 
     PyTorch releases the GIL in its kernels, so threads overlap; for real parallel
-    training on a machine use the Ray executor.
+    training on a machine use the Ray executor. ``should_stop`` also reaches
+    ``run_trial``, which polls it inside epochs, so a cancel does not wait for a long
+    epoch to end.
 
     Args:
         max_concurrent: Trials at a time.
@@ -63,7 +65,14 @@ class LocalExecutor(Executor):
                 epoch.epoch > 0 and should_prune is not None and should_prune(request, epoch)
             )
 
-        result = call_trial(self._trial_fn(), request, report, self.device)
+        def poll() -> bool:  # run_trial polls this inside epochs: long epochs stop too
+            if should_stop is not None and should_stop():
+                stopped.set()
+                return True
+            return False
+
+        stop = poll if should_stop is not None else None
+        result = call_trial(self._trial_fn(), request, report, self.device, stop)
         return TrialOutcome(request, result, cancelled=stopped.is_set())
 
     def run(
@@ -73,27 +82,32 @@ class LocalExecutor(Executor):
         should_stop: StopFn | None = None,
         should_prune: PruneFn | None = None,
     ) -> Iterator[TrialOutcome]:
-        """Run ``requests`` in this process; yield outcomes as they complete."""
+        """Run ``requests`` in this process; yield outcomes as they complete.
+
+        A caller that stops iterating (closes the generator) stops the running trials.
+        """
+        closing = threading.Event()
 
         def stop() -> bool:
-            return should_stop is not None and should_stop()
+            return closing.is_set() or (should_stop is not None and should_stop())
 
         if self.max_concurrent == 1:
             for request in requests:
                 if stop():
                     return
-                yield self._run_one(request, should_stop, should_prune)
+                yield self._run_one(request, stop, should_prune)
             return
         pending = list(requests)[::-1]
         with cf.ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="trial") as pool:
             running: set[cf.Future[TrialOutcome]] = set()
-            while pending or running:
-                while pending and len(running) < self.max_concurrent and not stop():
-                    running.add(
-                        pool.submit(self._run_one, pending.pop(), should_stop, should_prune)
-                    )
-                if not running:
-                    return
-                done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
+            try:
+                while pending or running:
+                    while pending and len(running) < self.max_concurrent and not stop():
+                        running.add(pool.submit(self._run_one, pending.pop(), stop, should_prune))
+                    if not running:
+                        return
+                    done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            finally:
+                closing.set()  # no-op after a normal end; else the pool's trials stop soon

@@ -9,7 +9,9 @@ Results flow back while the run goes on: ``Tuner.fit`` runs in a helper thread, 
 Tune :class:`~ray.tune.Callback` puts each trial's final result on a queue that
 :meth:`RayExecutor.run` yields from. A :class:`~ray.tune.Stopper` evaluated on the driver
 applies pruning (``should_prune``) and cancellation (``should_stop``: ``stop_all``) per
-epoch. A trial whose worker dies, or whose trainable raises, becomes a ``FAILED`` result
+epoch (so, unlike the local executor, a cancel waits for the running epochs to end). A
+caller that stops iterating makes the stopper stop everything, and waits for Tune to
+end. A trial whose worker dies, or whose trainable raises, becomes a ``FAILED`` result
 (Tune's own retries are off; the engine retries).
 
 Ray notes (2.60): a new local cluster enables token authentication by default (Ray
@@ -93,6 +95,11 @@ class _Run:
         self.done: set[int] = set()
         self.started: set[int] = set()
         self.lock = threading.Lock()
+        self.closing = False  # the caller stopped iterating: stop everything
+
+    def stopping(self) -> bool:
+        """Whether the run must stop: the caller left, or ``should_stop`` says so."""
+        return self.closing or self.should_stop()
 
     def emit(self, index: int, result: TrialResult, cancelled: bool = False) -> None:
         with self.lock:
@@ -109,7 +116,7 @@ class _Run:
             effective_lr_ratio=result.get("elr"),
         )
         self.epochs.setdefault(index, []).append(epoch)
-        if self.should_stop():
+        if self.stopping():
             self.stopped[index] = "cancel"
             return True
         prune = self.should_prune
@@ -131,7 +138,7 @@ class _Run:
         """A trial ended without a final report: stopped by us, or lost."""
         reason = self.stopped.get(index)
         epochs = tuple(self.epochs.get(index, ()))
-        if reason == "cancel" or (error is None and reason is None and self.should_stop()):
+        if reason == "cancel" or (error is None and reason is None and self.stopping()):
             self.emit(index, failed_result("cancelled"), cancelled=True)
         elif reason == "prune":
             last = epochs[-1].metrics if epochs else {}
@@ -142,8 +149,10 @@ class _Run:
 
 
 # Tune pickles its stopper and callbacks into the experiment state; they hold only a run
-# id and find the driver-side state (queues, locks) here.
+# id and find the driver-side state (queues, locks) here. A run id missing from here
+# means its caller is gone: the stopper then stops everything, the callbacks do nothing.
 _RUNS: dict[str, _Run] = {}
+JOIN_TIMEOUT_S = 60.0  # how long a caller that stopped iterating waits for Tune to end
 
 
 class _Stopper(tune.Stopper):
@@ -153,13 +162,16 @@ class _Stopper(tune.Stopper):
         self.run_id = run_id
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        run = _RUNS.get(self.run_id)
+        if run is None:
+            return True
         if result.get("kind") != "epoch":
             return False
-        return _RUNS[self.run_id].on_epoch(int(result["i"]), result)
+        return run.on_epoch(int(result["i"]), result)
 
     def stop_all(self) -> bool:
         run = _RUNS.get(self.run_id)
-        return run is not None and run.should_stop()
+        return run is None or run.stopping()
 
 
 class _Collector(tune.Callback):
@@ -171,20 +183,28 @@ class _Collector(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        if result.get("kind") == "final":
+        run = _RUNS.get(self.run_id)
+        if run is not None and result.get("kind") == "final":
             data = json.loads(result["result_json"])
-            _RUNS[self.run_id].emit(int(result["i"]), TrialResult.from_dict(data))
+            run.emit(int(result["i"]), TrialResult.from_dict(data))
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        _RUNS[self.run_id].started.add(int(trial.config["i"]))
+        run = _RUNS.get(self.run_id)
+        if run is not None:
+            run.started.add(int(trial.config["i"]))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        _RUNS[self.run_id].ended(int(trial.config["i"]), None)
+        run = _RUNS.get(self.run_id)
+        if run is not None:
+            run.ended(int(trial.config["i"]), None)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        run = _RUNS.get(self.run_id)
+        if run is None:
+            return
         error = trial.get_error()
         text = f"{type(error).__name__}: {error}" if error else "the trial's worker died"
-        _RUNS[self.run_id].ended(int(trial.config["i"]), f"worker lost or trainable raised: {text}")
+        run.ended(int(trial.config["i"]), f"worker lost or trainable raised: {text}")
 
 
 class RayExecutor(Executor):
@@ -303,6 +323,11 @@ class RayExecutor(Executor):
             while not run.out.empty():
                 yield run.out.get()
         finally:
+            if thread.is_alive():  # the caller stopped iterating (an exception, a break)
+                run.closing = True  # the stopper now stops every trial
+                thread.join(JOIN_TIMEOUT_S)
+                if thread.is_alive():
+                    logger.warning("Tune run %s did not stop within %.0f s", run_id, JOIN_TIMEOUT_S)
             _RUNS.pop(run_id, None)
         if errors:
             raise RuntimeError(f"Ray Tune run failed: {errors[0]}") from errors[0]
