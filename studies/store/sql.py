@@ -13,7 +13,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from studies.store.models import (
     TrialRow,
 )
 from studies.store.records import CellRecord, StudyRecord, StudyStatus
+from studies.store.sql_leases import LeasesMixin, apply_status
 from studies.store.sql_tokens import TokensMixin
 from studies.store.sql_trials import TrialsMixin
 
@@ -62,7 +63,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SQLStore(TrialsMixin, TokensMixin, Store):
+class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
     """The store on a SQL database (see :class:`~studies.store.base.Store` for the contract).
 
     Args:
@@ -224,7 +225,7 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
         status = StudyStatus(status)
         with self._session() as s:
             row = self._study_row(s, study_id, lock=True)
-            _apply_status(row, status, error)
+            apply_status(row, status, error)
             return convert.study(row)
 
     def request_cancel(self, study_id: str) -> StudyRecord:
@@ -235,7 +236,7 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
                 raise ConflictError(f"study {study_id!r} already finished ({row.status})")
             row.cancel_requested = True
             if row.status == StudyStatus.QUEUED:
-                _apply_status(row, StudyStatus.CANCELLED, None)
+                apply_status(row, StudyStatus.CANCELLED, None)
             return convert.study(row)
 
     def _lock_if(self, s: Session, study_id: str, *where: Any) -> bool:
@@ -293,93 +294,6 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
             storage.remove_session()
             storage.engine.dispose()
 
-    def claim_study(self, worker_id: str, lease_seconds: float) -> StudyRecord | None:
-        """Atomically claim the oldest queued study or a running one with an expired lease."""
-        now = _now()
-        claimable = sa.or_(
-            StudyRow.status == StudyStatus.QUEUED.value,
-            sa.and_(
-                StudyRow.status == StudyStatus.RUNNING.value,
-                StudyRow.lease_expires_at.is_not(None),
-                StudyRow.lease_expires_at < now,
-            ),
-        )
-        with self._session() as s:
-            for _ in range(20):  # SQLite: another worker may win a candidate; try the next
-                stmt = sa.select(StudyRow.id).where(claimable).order_by(StudyRow.created_at)
-                if self._dialect == "postgresql":
-                    stmt = stmt.with_for_update(skip_locked=True)
-                study_id = s.scalars(stmt.limit(1)).first()
-                if study_id is None:
-                    return None
-                values: dict[str, Any] = {
-                    "status": StudyStatus.RUNNING.value,
-                    "worker_id": worker_id,
-                    "lease_expires_at": now + timedelta(seconds=lease_seconds),
-                    "started_at": sa.func.coalesce(StudyRow.started_at, now),
-                }
-                done = s.execute(
-                    sa.update(StudyRow)
-                    .where(StudyRow.id == study_id, claimable)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
-                if done.rowcount == 1:
-                    s.flush()
-                    s.expire_all()
-                    return convert.study(self._study_row(s, study_id))
-        return None
-
-    def renew_lease(self, study_id: str, worker_id: str, lease_seconds: float) -> bool:
-        """Extend the lease; False when the study is not running under this worker."""
-        with self._session() as s:
-            done = s.execute(
-                sa.update(StudyRow)
-                .where(
-                    StudyRow.id == study_id,
-                    StudyRow.worker_id == worker_id,
-                    StudyRow.status == StudyStatus.RUNNING.value,
-                )
-                .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
-                .execution_options(synchronize_session=False)
-            )
-            return done.rowcount == 1
-
-    def acquire_study(self, study_id: str, worker_id: str, lease_seconds: float) -> StudyRecord:
-        """Take this study with a lease unless another worker's lease on it is live."""
-        now = _now()
-        free = sa.or_(
-            StudyRow.status != StudyStatus.RUNNING.value,
-            StudyRow.worker_id.is_(None),
-            StudyRow.worker_id == worker_id,
-            StudyRow.lease_expires_at.is_(None),
-            StudyRow.lease_expires_at < now,
-        )
-        with self._session() as s:
-            if not self._lock_if(s, study_id, free):
-                row = self._study_row(s, study_id)
-                raise ConflictError(f"study {study_id!r} is running under {row.worker_id!r}")
-            row = self._study_row(s, study_id, lock=True)
-            _apply_status(row, StudyStatus.RUNNING, None)
-            row.worker_id = worker_id
-            row.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            s.flush()
-            return convert.study(row)
-
-    def release_study(
-        self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None
-    ) -> None:
-        """End this worker's lease with a status; ConflictError if another worker holds it."""
-        with self._session() as s:
-            held = sa.or_(StudyRow.worker_id.is_(None), StudyRow.worker_id == worker_id)
-            if not self._lock_if(s, study_id, held):
-                row = self._study_row(s, study_id)
-                raise ConflictError(f"study {study_id!r} is held by worker {row.worker_id!r}")
-            row = self._study_row(s, study_id, lock=True)
-            _apply_status(row, StudyStatus(status), error)
-            row.worker_id = None
-            row.lease_expires_at = None
-
     # ------------------------------------------------------------------- cells
     def ensure_cell(
         self, study_id: str, task: str, optimizer: str, optuna_study_name: str, n_planned: int
@@ -420,23 +334,6 @@ class SQLStore(TrialsMixin, TokensMixin, Store):
                 sa.select(CellRow).where(CellRow.study_id == study_id).order_by(CellRow.id)
             ).all()
             return [convert.cell(r) for r in rows]
-
-
-def _apply_status(row: StudyRow, status: StudyStatus, error: str | None) -> None:
-    now = _now()
-    if StudyStatus(row.status).finished and not status.finished:
-        row.cancel_requested = False  # a finished study resumed: an old cancel is spent
-    row.status = status.value
-    if status == StudyStatus.RUNNING and row.started_at is None:
-        row.started_at = now
-    if status.finished:
-        row.finished_at = now
-        row.worker_id = None
-        row.lease_expires_at = None
-    else:
-        row.finished_at = None
-    if error is not None or status.finished:
-        row.error = error
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
