@@ -50,6 +50,7 @@ from workers.tasks._data import (
 )
 from workers.tasks.base import Budget, Task
 from workers.tasks.download import CIFAR10_FILES, CIFAR10_SUBDIR, download_cifar10
+from workers.tasks.registry import TASKS
 
 __all__ = ["Cifar10CNNTask", "cifar_cnn", "download_cifar10", "random_crop_flip", "read_batch"]
 
@@ -182,16 +183,8 @@ class Cifar10CNNTask(Task):
         "test_loss",
         "test_acc",
     )
-    default_budget: ClassVar[Budget] = Budget(epochs=2, steps_per_epoch=5)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "batch_size": 64,
-        "val_fraction": 0.2,
-        "n_train": None,
-        "eval_size": 256,
-        "eval_batch_size": 256,
-        "augment": True,
-        "width": 1.0,
-    }
+    default_budget: ClassVar[Budget] = TASKS["cifar10_cnn"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["cifar10_cnn"].options
     # The paper-scale setting (budget: Budget(epochs=100)).
     PAPER_OPTIONS: ClassVar[Mapping[str, Any]] = {"batch_size": 1024, "eval_size": None}
 

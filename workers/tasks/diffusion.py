@@ -39,6 +39,7 @@ from workers.tasks._data import (
 )
 from workers.tasks.base import Budget, Task
 from workers.tasks.digits import digits_splits
+from workers.tasks.registry import TASKS
 
 __all__ = ["DigitsDiffusionTask", "NoisePredictor"]
 
@@ -125,14 +126,8 @@ class DigitsDiffusionTask(Task):
 
     name: ClassVar[str] = "digits_diffusion"
     metrics: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "test_loss")
-    default_budget: ClassVar[Budget] = Budget(epochs=8)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "batch_size": 64,
-        "timesteps": 200,
-        "hidden": 256,
-        "depth": 3,
-        "eval_repeats": 4,
-    }
+    default_budget: ClassVar[Budget] = TASKS["digits_diffusion"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["digits_diffusion"].options
 
     def __init__(self, data_dir: str | None = None, **options: Any) -> None:
         super().__init__(data_dir, **options)

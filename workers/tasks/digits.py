@@ -30,6 +30,7 @@ from workers.tasks._data import (
     torch_generator,
 )
 from workers.tasks.base import Budget, Task
+from workers.tasks.registry import TASKS
 
 __all__ = ["DigitsCNN", "DigitsCNNTask", "digits_splits"]
 
@@ -105,8 +106,8 @@ class DigitsCNNTask(Task):
         "test_loss",
         "test_acc",
     )
-    default_budget: ClassVar[Budget] = Budget(epochs=8)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {"batch_size": 64, "width": 16}
+    default_budget: ClassVar[Budget] = TASKS["digits_cnn"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["digits_cnn"].options
 
     def __init__(self, data_dir: str | None = None, **options: Any) -> None:
         super().__init__(data_dir, **options)

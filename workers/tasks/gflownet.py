@@ -43,6 +43,7 @@ from torch import nn
 from studies.errors import SpecError
 from workers.tasks._data import check_positive_int, resolve_options, seeded_init, torch_generator
 from workers.tasks.base import Budget, Task
+from workers.tasks.registry import TASKS
 
 __all__ = ["HyperGridPolicy", "HyperGridTask", "hypergrid_rewards"]
 
@@ -151,19 +152,8 @@ class HyperGridTask(Task):
         "test_loss",
         "test_l1",
     )
-    default_budget: ClassVar[Budget] = Budget(epochs=10)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "ndim": 2,
-        "height": 8,
-        "r0": 0.1,
-        "r1": 0.5,
-        "r2": 2.0,
-        "hidden": 64,
-        "batch_size": 64,
-        "steps_per_epoch": 25,
-        "eval_trajectories": 512,
-        "eval_samples": 4096,
-    }
+    default_budget: ClassVar[Budget] = TASKS["hypergrid_gflownet"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["hypergrid_gflownet"].options
 
     def __init__(self, data_dir: str | None = None, **options: Any) -> None:
         super().__init__(data_dir, **options)

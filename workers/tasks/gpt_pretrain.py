@@ -40,6 +40,7 @@ from studies.errors import NotFoundError, SpecError
 from workers.tasks._data import SALT_ORDER, DataFormatError, check_positive_int, torch_generator
 from workers.tasks.base import Budget
 from workers.tasks.causal_lm import CausalLMTask, score_windows
+from workers.tasks.registry import TASKS
 
 LLMC_MAGIC = 20240520
 LLMC_VERSION = 1
@@ -145,24 +146,8 @@ class GPTPretrainTask(CausalLMTask):
     """
 
     name: ClassVar[str] = "gpt_pretrain"
-    default_budget: ClassVar[Budget] = Budget(epochs=2, steps_per_epoch=10)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "size": "tiny",
-        "vocab_size": 50304,
-        "block_size": None,
-        "n_layer": None,
-        "n_head": None,
-        "n_embd": None,
-        "d_ff": None,
-        "dropout": 0.0,
-        "bias": True,
-        "batch_size": 8,
-        "steps_per_epoch": 50,
-        "eval_tokens": 2048,
-        "eval_batch_size": 8,
-        "test_fraction": 0.5,
-        "format": "auto",
-    }
+    default_budget: ClassVar[Budget] = TASKS["gpt_pretrain"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["gpt_pretrain"].options
 
     def __init__(self, data_dir: str | None = None, **options: Any) -> None:
         super().__init__(data_dir, **options)

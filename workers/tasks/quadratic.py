@@ -35,6 +35,7 @@ from torch import nn
 from studies.errors import SpecError
 from workers.tasks._data import check_positive_int, resolve_options, torch_generator
 from workers.tasks.base import Budget, Task
+from workers.tasks.registry import TASKS
 
 __all__ = ["QuadraticModel", "QuadraticTask"]
 
@@ -81,14 +82,8 @@ class QuadraticTask(Task):
 
     name: ClassVar[str] = "quadratic"
     metrics: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "test_loss")
-    default_budget: ClassVar[Budget] = Budget(epochs=10)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "dim": 50,
-        "condition_number": 100.0,
-        "noise": 0.1,
-        "batch_size": 1,
-        "steps_per_epoch": 20,
-    }
+    default_budget: ClassVar[Budget] = TASKS["quadratic"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["quadratic"].options
 
     def __init__(self, data_dir: str | None = None, **options: Any) -> None:
         super().__init__(data_dir, **options)

@@ -4,9 +4,9 @@ Torch-free (records hold import strings), so the service and study validation ca
 tasks, their metrics, budgets and options without importing a model. ``create_task``
 imports the class on demand.
 
-Each record's ``options`` mirror the class's ``DEFAULT_OPTIONS`` and its
-``default_budget`` the class's (a conformance test checks both); they are sized for a
-quick CPU run. Paper-scale settings are chosen in study definitions.
+Each record's ``options`` and ``default_budget`` are the one source of a task's defaults:
+the task classes read their ``DEFAULT_OPTIONS`` and ``default_budget`` from here. They are
+sized for a quick CPU run; paper-scale settings are chosen in study definitions.
 """
 
 from __future__ import annotations

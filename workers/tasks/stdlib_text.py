@@ -28,6 +28,7 @@ from studies.errors import NotFoundError
 from workers.tasks._data import check_positive_int
 from workers.tasks.base import Budget
 from workers.tasks.causal_lm import CausalLMTask
+from workers.tasks.registry import TASKS
 
 STDLIB_FILES: tuple[str, ...] = tuple(
     sorted(
@@ -130,21 +131,8 @@ class StdlibCharLMTask(CausalLMTask):
     """
 
     name: ClassVar[str] = "stdlib_char_lm"
-    default_budget: ClassVar[Budget] = Budget(epochs=3, steps_per_epoch=30)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "source_dir": None,
-        "max_chars": 400_000,
-        "batch_size": 32,
-        "block_size": 64,
-        "n_layer": 2,
-        "n_head": 4,
-        "n_embd": 64,
-        "d_ff": 256,
-        "dropout": 0.0,
-        "bias": True,
-        "eval_tokens": 8192,
-        "eval_batch_size": 64,
-    }
+    default_budget: ClassVar[Budget] = TASKS["stdlib_char_lm"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["stdlib_char_lm"].options
 
     def __init__(self, data_dir: str | None = None, **options: Any) -> None:
         super().__init__(data_dir, **options)

@@ -30,6 +30,7 @@ import torch
 from workers.tasks._data import check_positive_int, find_data_dir
 from workers.tasks.base import Budget
 from workers.tasks.causal_lm import CausalLMTask
+from workers.tasks.registry import TASKS
 
 SPLIT_FILES = {"train": "wiki.train.tokens", "val": "wiki.valid.tokens", "test": "wiki.test.tokens"}
 SUBDIRS = ("wikitext-2", "wikitext-2-v1")
@@ -73,20 +74,8 @@ class WikiText2LMTask(CausalLMTask):
 
     name: ClassVar[str] = "wikitext2_lm"
     # Real WikiText-2 costs ~1-3 s per step on two CPU cores (the 33k-word softmax).
-    default_budget: ClassVar[Budget] = Budget(epochs=2, steps_per_epoch=5)
-    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = {
-        "batch_size": 32,
-        "block_size": 64,
-        "n_layer": 4,
-        "n_head": 8,
-        "n_embd": 128,
-        "d_ff": 256,
-        "dropout": 0.2,
-        "bias": True,
-        "max_train_tokens": None,
-        "eval_tokens": 2048,
-        "eval_batch_size": 64,
-    }
+    default_budget: ClassVar[Budget] = TASKS["wikitext2_lm"].default_budget
+    DEFAULT_OPTIONS: ClassVar[Mapping[str, Any]] = TASKS["wikitext2_lm"].options
     # The paper-scale setting: every token evaluated (budget: Budget(epochs=100)).
     PAPER_OPTIONS: ClassVar[Mapping[str, Any]] = {"eval_tokens": None}
 
