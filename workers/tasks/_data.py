@@ -144,3 +144,33 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+def classification_metrics(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> dict[str, float]:
+    """Return ``{"loss", "acc"}`` (mean cross-entropy, accuracy) of ``model`` in eval mode.
+
+    Batches of ``batch_size`` move to the model's device; sums accumulate on the device (one
+    host read at the end). The model's train/eval mode is restored.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = images[i : i + batch_size].to(device, non_blocking=True)
+                y = labels[i : i + batch_size].to(device, non_blocking=True)
+                logits = model(x)
+                total += F.cross_entropy(logits, y, reduction="sum").double()
+                correct += (logits.argmax(dim=1) == y).sum()
+    finally:
+        model.train(was_training)
+    n = len(images)
+    return {"loss": float(total) / n, "acc": int(correct) / n}

@@ -42,8 +42,8 @@ from workers.tasks._data import (
     SALT_ORDER,
     DataFormatError,
     check_positive_int,
+    classification_metrics,
     find_data_dir,
-    model_device,
     resolve_options,
     seeded_init,
     torch_generator,
@@ -268,20 +268,4 @@ class Cifar10CNNTask(Task):
         images, labels = self.splits()[split]
         if self.opts["eval_size"] is not None:
             images, labels = images[: self.opts["eval_size"]], labels[: self.opts["eval_size"]]
-        device = model_device(model)
-        was_training = model.training
-        model.eval()
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        try:
-            step = self.opts["eval_batch_size"]
-            for i in range(0, len(images), step):
-                x = images[i : i + step].to(device, non_blocking=True)
-                y = labels[i : i + step].to(device, non_blocking=True)
-                logits = model(x)
-                total += F.cross_entropy(logits, y, reduction="sum").double()
-                correct += (logits.argmax(dim=1) == y).sum()
-        finally:
-            model.train(was_training)
-        n = len(images)
-        return {"loss": float(total) / n, "acc": int(correct) / n}
+        return classification_metrics(model, images, labels, self.opts["eval_batch_size"])

@@ -24,7 +24,7 @@ from torch import nn
 from workers.tasks._data import (
     SALT_ORDER,
     check_positive_int,
-    model_device,
+    classification_metrics,
     resolve_options,
     seeded_init,
     torch_generator,
@@ -143,14 +143,5 @@ class DigitsCNNTask(Task):
         """
         if split not in ("val", "test"):
             raise ValueError(f"unknown split {split!r}; expected 'val' or 'test'")
-        device = model_device(model)
-        images, labels = (t.to(device) for t in self.splits[split])
-        was_training = model.training
-        model.eval()
-        try:
-            logits = model(images)
-        finally:
-            model.train(was_training)
-        loss = F.cross_entropy(logits, labels)
-        acc = (logits.argmax(1) == labels).float().mean()
-        return {"loss": float(loss), "acc": float(acc)}
+        images, labels = self.splits[split]
+        return classification_metrics(model, images, labels, batch_size=len(images))
