@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from studies.store.records import (
     CellRecord,
@@ -172,15 +172,12 @@ class EpochOut(BaseModel):
     metrics: dict[str, float]
     effective_lr_ratio: float | None = None
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def from_record(cls, e: EpochMetrics) -> EpochOut:
         """Build from the store's epoch record."""
-        return cls(
-            epoch=e.epoch,
-            step=e.step,
-            metrics=dict(e.metrics),
-            effective_lr_ratio=e.effective_lr_ratio,
-        )
+        return cls.model_validate(e)
 
 
 class TrialOut(BaseModel):
@@ -209,31 +206,13 @@ class TrialOut(BaseModel):
         default=None, description="Per-epoch metrics (only on the single-trial endpoint)."
     )
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def from_record(cls, t: TrialRecord, *, with_epochs: bool = False) -> TrialOut:
         """Build the API view of a trial from the store's record."""
-        return cls(
-            id=t.id,
-            study_id=t.study_id,
-            cell_id=t.cell_id,
-            task=t.task,
-            optimizer=t.optimizer,
-            key=t.key,
-            hparams=dict(t.hparams),
-            seed=t.seed,
-            outcome=Outcome(t.outcome),
-            value=t.value,
-            metrics=dict(t.metrics),
-            initial_metrics=dict(t.initial_metrics),
-            diverged_at_step=t.diverged_at_step,
-            effective_lr=dict(t.effective_lr),
-            wall_time_s=t.wall_time_s,
-            attempts=t.attempts,
-            error=t.error,
-            optuna_trial_number=t.optuna_trial_number,
-            finished_at=t.finished_at,
-            epochs=[EpochOut.from_record(e) for e in t.epochs] if with_epochs else None,
-        )
+        out = cls.model_validate(t)
+        return out if with_epochs else out.model_copy(update={"epochs": None})
 
 
 # ---------------------------------------------------------------------- catalog
@@ -250,20 +229,12 @@ class HParamOut(BaseModel):
     log: bool = Field(default=False, description="Whether its natural search scale is log.")
     doc: str = ""
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def from_info(cls, h: HParam) -> HParamOut:
         """Build from the registry's record."""
-        return cls(
-            name=h.name,
-            kind=h.kind,
-            default=h.default,
-            low=h.low,
-            high=h.high,
-            high_inclusive=h.high_inclusive,
-            choices=list(h.choices),
-            log=h.log,
-            doc=h.doc,
-        )
+        return cls.model_validate(h)
 
 
 class OptimizerOut(BaseModel):
@@ -274,19 +245,18 @@ class OptimizerOut(BaseModel):
     description: str = ""
     hparams: list[HParamOut]
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def from_info(cls, info: OptimizerInfo) -> OptimizerOut:
         """Build from the registry's record."""
-        return cls(
-            name=info.name,
-            import_path=info.import_path,
-            description=info.description,
-            hparams=[HParamOut.from_info(h) for h in info.hparams],
-        )
+        return cls.model_validate(info)
 
 
 class BudgetOut(BaseModel):
     """A training budget."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     epochs: int
     steps_per_epoch: int | None = None
@@ -305,23 +275,12 @@ class TaskOut(BaseModel):
     needs_data: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def from_info(cls, info: TaskInfo) -> TaskOut:
         """Build from the registry's record."""
-        return cls(
-            name=info.name,
-            import_path=info.import_path,
-            description=info.description,
-            target_metric=info.target_metric,
-            direction=info.direction,
-            metrics=list(info.metrics),
-            default_budget=BudgetOut(
-                epochs=info.default_budget.epochs,
-                steps_per_epoch=info.default_budget.steps_per_epoch,
-            ),
-            needs_data=info.needs_data,
-            options=dict(info.options),
-        )
+        return cls.model_validate(info)
 
 
 class Catalog(BaseModel):
