@@ -344,8 +344,9 @@ def summarize(
     record = store.get_study(study_id)
     counts = store.outcome_counts(study_id)
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
+    cell_records = store.list_cells(study_id)
     cells = []
-    for cell in store.list_cells(study_id):
+    for cell in cell_records:
         records, _ = store.list_trials(study_id, cell_id=cell.id, limit=10**9)
         groups: dict[str, list[float]] = defaultdict(list)
         configs: dict[str, dict[str, Any]] = {}
@@ -369,7 +370,7 @@ def summarize(
         name=record.name,
         status=record.status,
         cells=cells,
-        n_planned=sum(c.n_planned for c in store.list_cells(study_id)),
+        n_planned=sum(c.n_planned for c in cell_records),
         n_run=n_run,
         elapsed_s=elapsed_s,
         disclosures=spec.disclosures(),
