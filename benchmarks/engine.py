@@ -22,10 +22,10 @@ from typing import Any
 
 import optuna
 
+from labcore.budget import Budget
 from studies.engine import run_study
 from studies.store import SQLStore
 from studies.store.sql import engine_kwargs
-from workers.tasks.base import Budget
 
 N_TRIALS = 40
 QUAD_BUDGET = {"epochs": 5}

@@ -22,10 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.report import analyze, build_report, render, write_report
 from studies.store import SQLStore, StudyStatus
 from studies.store.records import TrialRecord
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 TASKS = ("digits_cnn", "stdlib_char_lm")
 OPTIMIZERS = {"adamw": 0.0, "vradam": 0.4, "sgd": 1.2, "lion": -0.8}  # log10 shift of η*

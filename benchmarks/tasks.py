@@ -31,8 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from labcore.budget import Budget
 from workers.optimizers.groups import param_groups
-from workers.tasks.base import Budget, Task
+from workers.tasks.base import Task
 from workers.tasks.registry import create_task, list_tasks
 from workers.trial import run_trial
 

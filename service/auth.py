@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from labcore.errors import AuthenticationError, PermissionDeniedError
 from service.settings import Settings
-from studies.errors import AuthenticationError, PermissionDeniedError
 from studies.store import Store
 from studies.store.records import TokenRecord
 

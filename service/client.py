@@ -25,6 +25,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from labcore.errors import LabError
 from service.schemas import (
     API_PREFIX,
     Catalog,
@@ -34,7 +35,6 @@ from service.schemas import (
     TaskOut,
     TrialOut,
 )
-from studies.errors import LabError
 
 ReportFormat = Literal["json", "md", "html", "png", "svg"]
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from studies.errors import (
+from labcore.errors import (
     AuthenticationError,
     ConflictError,
     LabError,

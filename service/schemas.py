@@ -12,21 +12,20 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics
 from studies.store.records import (
     CellRecord,
     StudyRecord,
     StudyStatus,
     TrialRecord,
 )
-from workers.results import EpochMetrics, Outcome
 
 if TYPE_CHECKING:
     from workers.optimizers.info import HParam, OptimizerInfo
     from workers.tasks.base import TaskInfo
 
 API_PREFIX = "/v1"
-FINAL_OUTCOMES = (Outcome.COMPLETE, Outcome.DIVERGED, Outcome.PRUNED)
-
 T = TypeVar("T")
 
 
@@ -126,7 +125,7 @@ class StudyOut(BaseModel):
                     optimizer=cell.optimizer,
                     optuna_study_name=cell.optuna_study_name,
                     n_planned=cell.n_planned,
-                    n_finished=sum(c.get(str(o), 0) for o in FINAL_OUTCOMES),
+                    n_finished=sum(c.get(str(o), 0) for o in Outcome.finals()),
                     counts=c,
                 )
             )

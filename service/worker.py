@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from studies.errors import ConflictError, LabError, NotFoundError, StoreError
+from labcore.errors import ConflictError, LabError, NotFoundError, StoreError
 from studies.store import Store
 from studies.store.records import StudyRecord, StudyStatus
 

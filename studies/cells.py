@@ -19,6 +19,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from labcore.budget import Budget
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.sampling import (
     build_pruner,
     build_sampler,
@@ -30,13 +33,10 @@ from studies.sampling import (
 from studies.spec import StudySpec
 from studies.store import CellRecord, TrialRecord
 from workers.executors.base import TrialRequest
-from workers.results import EpochMetrics, Outcome, TrialResult
-from workers.tasks.base import Budget
 
 logger = logging.getLogger(__name__)
 
 _STALE = (TrialState.RUNNING, TrialState.WAITING)
-_FINAL = {str(o) for o in (Outcome.COMPLETE, Outcome.DIVERGED, Outcome.PRUNED)}
 MAX_DUPLICATE_ASKS = 20
 
 
@@ -77,7 +77,7 @@ def _holds_final(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether an Optuna trial was told a final result (a diverged one may be FAIL)."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") in _FINAL
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") in Outcome.finals()
 
 
 class Cell:

@@ -24,17 +24,15 @@ from typing import Any
 
 import optuna
 
+from labcore.errors import ConflictError
+from labcore.outcomes import Outcome
 from studies.cells import Cell, WorkItem, n_planned, optuna_study_name
-from studies.errors import ConflictError
 from studies.spec import StudySpec, load_spec, validate_spec
 from studies.store import CellRecord, Store, StudyRecord, StudyStatus, TrialRecord
 from studies.store.sql import engine_kwargs
 from workers.executors.base import Executor, TrialOutcome
-from workers.results import Outcome
 
 logger = logging.getLogger(__name__)
-
-_FINAL = {str(o) for o in (Outcome.COMPLETE, Outcome.DIVERGED, Outcome.PRUNED)}
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,7 @@ def _cell_state(
     store: Store, study_id: str, cell: Cell
 ) -> tuple[dict[str, TrialRecord], dict[str, int]]:
     records, _ = store.list_trials(study_id, cell_id=cell.record.id, limit=10**9)
-    finished = {r.key: r for r in records if r.outcome in _FINAL}
+    finished = {r.key: r for r in records if r.outcome.final}
     return finished, {r.key: r.attempts for r in records}
 
 
@@ -227,7 +225,7 @@ def _run_cells(
     done = [sum(len(f) + c.exhausted(a, set(f)) for c in cells for f, a in [state[c.record.id]])]
 
     def emit(rec: TrialRecord | None) -> None:
-        if rec is not None and (rec.outcome in _FINAL or rec.attempts >= limit):
+        if rec is not None and (rec.outcome.final or rec.attempts >= limit):
             done[0] += 1
         if progress is not None:
             progress(ProgressEvent(done[0], total, best[0], best[1], time.monotonic() - t0, rec))
@@ -292,7 +290,7 @@ def _handle(
     cell.tell(req.key, result, value)
     fin, att = state[req.cell_id]
     att[req.key] = rec.attempts
-    if rec.outcome in _FINAL:
+    if rec.outcome.final:
         fin[req.key] = rec
     elif result.error:
         logger.warning("trial %s failed (attempt %d): %s", req.key, rec.attempts, result.error)
@@ -309,7 +307,7 @@ def _finished_elsewhere(
     fin, att = state
     records, _ = store.list_trials(cell.record.study_id, cell_id=cell.record.id, limit=10**9)
     rec = next((r for r in records if r.key == key), None)
-    if rec is not None and rec.outcome in _FINAL:
+    if rec is not None and rec.outcome.final:
         fin[key], att[key] = rec, rec.attempts
         return rec
     # Not final after all (deleted meanwhile?): give up on the key rather than loop.
@@ -351,7 +349,7 @@ def summarize(
         groups: dict[str, list[float]] = defaultdict(list)
         configs: dict[str, dict[str, Any]] = {}
         for r in records:
-            if r.outcome in (str(Outcome.COMPLETE), str(Outcome.DIVERGED)) and r.value is not None:
+            if r.outcome.scored and r.value is not None:
                 cfg = repr(sorted(r.hparams.items()))
                 groups[cfg].append(r.value)
                 configs[cfg] = r.hparams

@@ -7,7 +7,7 @@ dimensions of its own (``optimizers[i].search_space``); those are disclosed by
 
 ``load_spec`` parses (structure only); ``validate_spec`` checks the spec against the task
 and optimizer registries; ``parse_spec`` does both. Every problem is reported as a
-:class:`~studies.errors.SpecError` whose ``errors`` name dotted field paths such as
+:class:`~labcore.errors.SpecError` whose ``errors`` name dotted field paths such as
 ``optimizers.1.fixed.beta3``.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from studies.errors import SpecError
+from labcore.errors import SpecError
 
 SamplerName = Literal["grid", "random", "tpe", "qmc", "cmaes"]
 

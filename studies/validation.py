@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies.errors import NotFoundError
+from labcore.errors import NotFoundError
 from studies.spec import OptimizerSpec, ParamSpec, StudySpec
 from workers.optimizers.info import HParam, OptimizerInfo
 

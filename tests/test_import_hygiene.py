@@ -7,8 +7,11 @@ import pytest
 
 MODULES = [
     "studies",
-    "studies.errors",
-    "workers.results",
+    "labcore",
+    "labcore.errors",
+    "labcore.outcomes",
+    "labcore.budget",
+    "labcore.results",
     "workers.tasks.base",
     "workers.optimizers.info",
     "workers.tasks.registry",

@@ -54,9 +54,11 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from studies.errors import SpecError, TrialError
-from workers.results import EpochMetrics, Outcome, Reporter, TrialResult
-from workers.tasks.base import Budget, Task
+from labcore.budget import Budget
+from labcore.errors import SpecError, TrialError
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, Reporter, TrialResult
+from workers.tasks.base import Task
 
 if TYPE_CHECKING:
     import torch

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from labcore.errors import LabError
 from service.schemas import StudyOut, TrialOut
-from studies.errors import LabError
 
 if TYPE_CHECKING:
     from service.client import Client

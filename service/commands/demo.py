@@ -17,8 +17,8 @@ import typer
 from rich import box
 from rich.table import Table
 
+from labcore.errors import LabError
 from service.commands._common import cli_errors, console, err_console, quiet_optuna
-from studies.errors import LabError
 
 if TYPE_CHECKING:
     from studies.report import Report

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from labcore.errors import NotFoundError
 from service.commands._common import DbOption, cli_errors, console, db_url
-from studies.errors import NotFoundError
 
 if TYPE_CHECKING:
     from studies.store import Store

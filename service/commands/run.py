@@ -293,7 +293,7 @@ def _run_with_progress(
 
 def _release(store: Store, lease: Any, status: StudyStatus, error: str | None) -> None:
     """End this process's lease with ``status``, unless the lease was lost meanwhile."""
-    from studies.errors import LabError
+    from labcore.errors import LabError
 
     if lease.lost.is_set():
         err_console.print(f"[yellow]lost the lease on study {lease.study_id}: left as it is")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from studies.errors import SpecError
+from labcore.errors import SpecError
 from studies.report.collect import Cell, Collected, Point, TrialLike, cell_points, collect, lr_key
 from studies.report.compare import aggregate, paired
 from studies.report.disclose import disclosures

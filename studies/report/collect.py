@@ -15,11 +15,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-FINAL_OUTCOMES = frozenset({"complete", "diverged", "pruned"})
+from labcore.outcomes import Outcome
+
+FINAL_OUTCOMES = Outcome.finals()
 
 
 class EpochLike(Protocol):
-    """The fields of :class:`workers.results.EpochMetrics` the report reads."""
+    """The fields of :class:`labcore.results.EpochMetrics` the report reads."""
 
     epoch: int
     effective_lr_ratio: float | None

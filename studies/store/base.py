@@ -11,8 +11,8 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from labcore.results import TrialResult
 from studies.store.records import CellRecord, StudyRecord, StudyStatus, TokenRecord, TrialRecord
-from workers.results import TrialResult
 
 
 class Store(abc.ABC):
@@ -24,10 +24,10 @@ class Store(abc.ABC):
         * Optuna's RDB storage lives in the same database: :attr:`url` is the URL to give
           ``optuna.storages.RDBStorage``. :meth:`create_schema` creates both schemas once,
           before workers start (Optuna has a table-creation race).
-        * Every method raises :class:`~studies.errors.StoreError` when the database is
+        * Every method raises :class:`~labcore.errors.StoreError` when the database is
           unreachable or its schema is missing; lookups of a missing object raise
-          :class:`~studies.errors.NotFoundError`; state conflicts raise
-          :class:`~studies.errors.ConflictError`.
+          :class:`~labcore.errors.NotFoundError`; state conflicts raise
+          :class:`~labcore.errors.ConflictError`.
         * Studies: created ``queued``; a worker :meth:`claim_study` s one with a lease
           (atomically: two workers never hold the same study), keeps it with
           :meth:`renew_lease`, and ends it with :meth:`release_study`. A running study

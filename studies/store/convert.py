@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.store.models import CellRow, EpochRow, StudyRow, TokenRow, TrialRow
 from studies.store.records import CellRecord, StudyRecord, StudyStatus, TokenRecord, TrialRecord
-from workers.results import EpochMetrics, TrialResult
 
 
 def study(r: StudyRow) -> StudyRecord:
@@ -62,7 +63,7 @@ def trial(r: TrialRow, c: CellRow, epochs: tuple[EpochMetrics, ...] = ()) -> Tri
         key=r.key,
         hparams=dict(r.hparams or {}),
         seed=r.seed,
-        outcome=r.outcome,
+        outcome=Outcome(r.outcome),
         value=r.value,
         metrics=dict(r.metrics or {}),
         initial_metrics=dict(r.initial_metrics or {}),

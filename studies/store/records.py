@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workers.results import EpochMetrics
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics
 
 
 class StudyStatus(enum.StrEnum):
@@ -94,7 +95,7 @@ class TrialRecord:
         key: Canonical key of ``(hparams, seed)`` (see :func:`studies.sampling.trial_key`).
         hparams: The full hyperparameters passed to the optimizer.
         seed: The trial's seed.
-        outcome: A :class:`workers.results.Outcome` value.
+        outcome: How the latest attempt ended.
         value: The objective as told to Optuna (a diverged trial: the initial value).
         metrics: Final metrics.
         initial_metrics: Metrics at initialisation (epoch 0).
@@ -116,7 +117,7 @@ class TrialRecord:
     key: str
     hparams: dict[str, Any]
     seed: int
-    outcome: str
+    outcome: Outcome
     value: float | None
     metrics: dict[str, float]
     initial_metrics: dict[str, float]

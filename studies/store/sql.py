@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from studies.errors import ConflictError, NotFoundError, StoreError
+from labcore.errors import ConflictError, NotFoundError, StoreError
 from studies.store import convert
 from studies.store.base import Store
 from studies.store.models import (

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from studies.errors import ConflictError
+from labcore.errors import ConflictError
 from studies.store import convert
 from studies.store.models import StudyRow
 from studies.store.records import StudyRecord, StudyStatus

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from studies.errors import ConflictError, NotFoundError
+from labcore.errors import ConflictError, NotFoundError
 from studies.store import convert
 from studies.store.models import TokenRow
 from studies.store.records import TokenRecord

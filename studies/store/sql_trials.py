@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from studies.errors import ConflictError, NotFoundError
+from labcore.errors import ConflictError, NotFoundError
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.store import convert
 from studies.store.models import CellRow, EpochRow, TrialRow
 from studies.store.records import TrialRecord
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 FINAL = (Outcome.COMPLETE.value, Outcome.DIVERGED.value, Outcome.PRUNED.value)
 """Outcomes that end a trial for good (only ``failed`` is retried)."""

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.store import Store, open_store
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 with warnings.catch_warnings():  # Starlette asks for httpx2; httpx is what we ship
     warnings.filterwarnings("ignore", message=".*httpx2.*")

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import optuna
 import pytest
 
+from labcore.outcomes import Outcome
 from service.app import create_app
 from service.settings import Settings
 from studies.store import Store, open_store
 from studies.store.records import StudyStatus
 from tests.service.conftest import TestClient, fake_result, quadratic_spec
-from workers.results import Outcome
 
 
 @pytest.fixture

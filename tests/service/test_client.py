@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labcore.errors import LabError
 from service.client import (
     Client,
     Conflict,
@@ -21,7 +22,6 @@ from service.client import (
 from service.embedded import EmbeddedService
 from service.schemas import StudyOut
 from service.settings import Settings
-from studies.errors import LabError
 from tests.service.conftest import free_port, quadratic_spec
 
 

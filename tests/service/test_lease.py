@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from labcore.errors import StoreError
 from service.worker import Lease, StudyRun, Worker
-from studies.errors import StoreError
 from studies.spec import parse_spec
 from studies.store import SQLStore, Store
 from studies.store.records import StudyStatus

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workers.results import EpochMetrics
+from labcore.results import EpochMetrics
 
 
 @dataclass(frozen=True)

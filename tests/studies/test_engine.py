@@ -11,12 +11,13 @@ from typing import Any
 import optuna
 import pytest
 
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.engine import ProgressEvent, run_study
 from studies.sampling import trial_key
 from studies.store import SQLStore, StudyStatus
 from tests.workers import trialfns
 from workers.executors import Executor, LocalExecutor, TrialOutcome, TrialRequest
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 LRS = [1e-3, 0.1, 10.0]
 

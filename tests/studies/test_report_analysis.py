@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from studies.errors import SpecError
+from labcore.errors import SpecError
 from studies.report import Report, analyze, render, report_json_schema
 from studies.report.model import OptimizerReport, TaskReport
 from studies.report.stats import (

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from studies.errors import NotFoundError
+from labcore.errors import NotFoundError
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.report import build_report, load_trials, render
 from studies.store import SQLStore
 from tests.studies.report_fixtures import MAIN, make_spec
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 
 def _result(val: float | None, lr: float, optimizer: str) -> TrialResult:

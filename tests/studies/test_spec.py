@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from studies.errors import SpecError
+from labcore.errors import SpecError
 from studies.spec import StudySpec, load_spec, parse_spec
 
 DEFINITIONS = sorted((Path(__file__).parents[2] / "studies" / "definitions").glob("*.yaml"))

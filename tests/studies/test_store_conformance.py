@@ -10,9 +10,10 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
-from studies.errors import ConflictError, NotFoundError, StoreError
+from labcore.errors import ConflictError, NotFoundError, StoreError
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from studies.store import SQLStore, StudyStatus, open_store
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 SPEC = {"name": "s", "seeds": [0]}
 

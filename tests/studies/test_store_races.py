@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from studies.errors import ConflictError, NotFoundError
+from labcore.errors import ConflictError, NotFoundError
 from studies.store import SQLStore, StudyStatus
 
 REPO = Path(__file__).resolve().parents[2]

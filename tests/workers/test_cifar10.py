@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from studies.errors import NotFoundError, SpecError
+from labcore.errors import NotFoundError, SpecError
 from tests.workers.datafiles import write_cifar10
 from tests.workers.task_training import train_briefly
 from workers.tasks._data import DataFormatError

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from labcore.budget import Budget
+from labcore.outcomes import Outcome
+from labcore.results import TrialResult
 from studies.sampling import trial_key
 from workers.executors import Executor, LocalExecutor, TrialRequest
-from workers.results import Outcome, TrialResult
-from workers.tasks.base import Budget
 
 FAKE = "tests.workers.trialfns:sleepy"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from studies.errors import NotFoundError, SpecError
+from labcore.errors import NotFoundError, SpecError
 from tests.workers.datafiles import write_shard, write_token_shards
 from tests.workers.task_training import train_briefly
 from workers.tasks._data import DataFormatError

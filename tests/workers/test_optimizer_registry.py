@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from studies.errors import NotFoundError, SpecError
+from labcore.errors import NotFoundError, SpecError
 from workers.optimizers.groups import param_groups
 from workers.optimizers.info import OptimizerInfo
 from workers.optimizers.registry import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from labcore.budget import Budget
 from workers.optimizers.registry import list_optimizers
-from workers.tasks.base import Budget
 from workers.trial import run_trial
 
 OPTIMIZERS = list_optimizers()

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from studies.errors import NotFoundError, SpecError
+from labcore.errors import NotFoundError, SpecError
 from tests.workers.task_training import train_briefly
 from workers.tasks.stdlib_text import (
     STDLIB_FILES,
@@ -129,8 +129,8 @@ def test_too_small_corpus_is_a_spec_error() -> None:
 
 
 def test_run_trial_is_deterministic_with_dropout() -> None:
+    from labcore.budget import Budget
     from workers import trial
-    from workers.tasks.base import Budget
 
     task = StdlibCharLMTask(max_chars=20_000, dropout=0.1, eval_tokens=512)
     budget = Budget(epochs=2, steps_per_epoch=3)

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from studies.errors import NotFoundError, SpecError
-from workers.tasks.base import Budget, Task, TaskInfo
+from labcore.budget import Budget
+from labcore.errors import NotFoundError, SpecError
+from workers.tasks.base import Task, TaskInfo
 from workers.tasks.registry import TASKS, create_task, get_task_info, list_tasks
 
 ACC = ("train_loss", "val_loss", "val_acc", "test_loss", "test_acc")

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import torch
 
+from labcore.budget import Budget
 from tests.workers import datafiles
-from workers.tasks.base import Budget, Task, TaskInfo
+from workers.tasks.base import Task, TaskInfo
 from workers.tasks.registry import create_task, list_tasks
 from workers.trial import run_trial
 

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 import workers.trial as trial_module
-from workers.results import EpochMetrics, Outcome, TrialResult
-from workers.tasks.base import Budget
+from labcore.budget import Budget
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from workers.tasks.digits import DigitsCNN, DigitsCNNTask
 from workers.tasks.quadratic import QuadraticTask
 from workers.trial import run_trial

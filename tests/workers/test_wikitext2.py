@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from studies.errors import NotFoundError
+from labcore.errors import NotFoundError
 from tests.workers.datafiles import write_wikitext2
 from tests.workers.task_training import train_briefly
 from workers.tasks.wikitext2 import EOS, UNK, WikiText2LMTask, build_vocab, tokenize_lines

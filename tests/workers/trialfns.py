@@ -12,8 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workers.results import EpochMetrics, Outcome, Reporter, TrialResult
-from workers.tasks.base import Budget
+from labcore.budget import Budget
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, Reporter, TrialResult
 
 _calls: dict[str, int] = {}
 _lock = threading.Lock()

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any
 
-from workers.results import EpochMetrics, Outcome, TrialResult
-from workers.tasks.base import Budget
+from labcore.budget import Budget
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 
 DEFAULT_TRIAL_FN = "workers.trial:run_trial"
 

@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import threading
 from collections.abc import Iterator, Sequence
 
+from labcore.results import EpochMetrics
 from workers.executors.base import (
     DEFAULT_TRIAL_FN,
     Executor,
@@ -17,7 +18,6 @@ from workers.executors.base import (
     call_trial,
     load_trial_fn,
 )
-from workers.results import EpochMetrics
 
 
 class LocalExecutor(Executor):

@@ -35,6 +35,8 @@ from typing import Any
 
 from ray import tune
 
+from labcore.outcomes import Outcome
+from labcore.results import EpochMetrics, TrialResult
 from workers.executors.base import (
     DEFAULT_TRIAL_FN,
     Executor,
@@ -46,7 +48,6 @@ from workers.executors.base import (
     failed_result,
     load_trial_fn,
 )
-from workers.results import EpochMetrics, Outcome, TrialResult
 
 logger = logging.getLogger(__name__)
 

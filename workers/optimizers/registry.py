@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from studies.errors import NotFoundError, SpecError
+from labcore.errors import NotFoundError, SpecError
 from workers.optimizers.info import HParam, OptimizerInfo
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studies.errors import LabError, NotFoundError, SpecError
+from labcore.errors import LabError, NotFoundError, SpecError
 
 if TYPE_CHECKING:
     import torch

@@ -22,23 +22,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from labcore.budget import Budget
+
 if TYPE_CHECKING:  # torch stays out of import paths that only list tasks
     import torch
     from torch import nn
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long a trial trains.
-
-    Attributes:
-        epochs: Passes over the training set (an "epoch" may be a fixed number of
-            steps for tasks without a finite dataset).
-        steps_per_epoch: Optional cap on steps per epoch (``None``: the whole epoch).
-    """
-
-    epochs: int
-    steps_per_epoch: int | None = None
 
 
 class Task(abc.ABC):

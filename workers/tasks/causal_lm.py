@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from studies.errors import SpecError
+from labcore.errors import SpecError
 from workers.tasks._data import (
     SALT_ORDER,
     check_positive_int,

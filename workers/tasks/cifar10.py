@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studies.errors import SpecError
+from labcore.budget import Budget
+from labcore.errors import SpecError
 from workers.tasks._data import (
     SALT_AUGMENT,
     SALT_ORDER,
@@ -48,7 +49,7 @@ from workers.tasks._data import (
     seeded_init,
     torch_generator,
 )
-from workers.tasks.base import Budget, Task
+from workers.tasks.base import Task
 from workers.tasks.download import CIFAR10_FILES, CIFAR10_SUBDIR, download_cifar10
 from workers.tasks.registry import TASKS
 

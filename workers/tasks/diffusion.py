@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studies.errors import SpecError
+from labcore.budget import Budget
+from labcore.errors import SpecError
 from workers.tasks._data import (
     SALT_ORDER,
     check_positive_int,
@@ -37,7 +38,7 @@ from workers.tasks._data import (
     seeded_init,
     torch_generator,
 )
-from workers.tasks.base import Budget, Task
+from workers.tasks.base import Task
 from workers.tasks.digits import digits_splits
 from workers.tasks.registry import TASKS
 

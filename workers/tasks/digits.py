@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labcore.budget import Budget
 from workers.tasks._data import (
     SALT_ORDER,
     check_positive_int,
@@ -29,7 +30,7 @@ from workers.tasks._data import (
     seeded_init,
     torch_generator,
 )
-from workers.tasks.base import Budget, Task
+from workers.tasks.base import Task
 from workers.tasks.registry import TASKS
 
 __all__ = ["DigitsCNN", "DigitsCNNTask", "digits_splits"]

@@ -14,7 +14,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from studies.errors import LabError
+from labcore.errors import LabError
 
 log = logging.getLogger(__name__)
 

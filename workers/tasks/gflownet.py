@@ -40,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studies.errors import SpecError
+from labcore.budget import Budget
+from labcore.errors import SpecError
 from workers.tasks._data import check_positive_int, resolve_options, seeded_init, torch_generator
-from workers.tasks.base import Budget, Task
+from workers.tasks.base import Task
 from workers.tasks.registry import TASKS
 
 __all__ = ["HyperGridPolicy", "HyperGridTask", "hypergrid_rewards"]

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from studies.errors import NotFoundError, SpecError
+from labcore.budget import Budget
+from labcore.errors import NotFoundError, SpecError
 from workers.tasks._data import SALT_ORDER, DataFormatError, check_positive_int, torch_generator
-from workers.tasks.base import Budget
 from workers.tasks.causal_lm import CausalLMTask, score_windows
 from workers.tasks.registry import TASKS
 

@@ -32,9 +32,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from studies.errors import SpecError
+from labcore.budget import Budget
+from labcore.errors import SpecError
 from workers.tasks._data import check_positive_int, resolve_options, torch_generator
-from workers.tasks.base import Budget, Task
+from workers.tasks.base import Task
 from workers.tasks.registry import TASKS
 
 __all__ = ["QuadraticModel", "QuadraticTask"]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from studies.errors import NotFoundError
-from workers.tasks.base import Budget, TaskInfo
+from labcore.budget import Budget
+from labcore.errors import NotFoundError
+from workers.tasks.base import TaskInfo
 
 if TYPE_CHECKING:
     from workers.tasks.base import Task

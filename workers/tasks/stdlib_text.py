@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from studies.errors import NotFoundError
+from labcore.budget import Budget
+from labcore.errors import NotFoundError
 from workers.tasks._data import check_positive_int
-from workers.tasks.base import Budget
 from workers.tasks.causal_lm import CausalLMTask
 from workers.tasks.registry import TASKS
 

@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from labcore.budget import Budget
 from workers.tasks._data import check_positive_int, find_data_dir
-from workers.tasks.base import Budget
 from workers.tasks.causal_lm import CausalLMTask
 from workers.tasks.registry import TASKS
 

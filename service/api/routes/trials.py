@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from labcore.outcomes import Outcome
 from service.auth import ReadAccess, StoreDep
 from service.errors import error_responses
 from service.schemas import Page, TrialOut
-from workers.results import Outcome
 
 router = APIRouter(
     prefix="/studies/{study_id}/trials",

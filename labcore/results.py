@@ -1,20 +1,12 @@
-"""What a trial produces. Torch-free: the engine, the store and reports read it."""
+"""What a trial produces: per-epoch metrics and the final result (torch-free)."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
-class Outcome(enum.StrEnum):
-    """How a trial ended. Only ``FAILED`` is retried; ``DIVERGED`` is a result."""
-
-    COMPLETE = "complete"
-    DIVERGED = "diverged"
-    PRUNED = "pruned"
-    FAILED = "failed"
+from labcore.outcomes import Outcome
 
 
 @dataclass(frozen=True)
