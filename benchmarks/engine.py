@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 
 from labcore.budget import Budget
-from studies.engine import run_study
+from studies.runner import run_study
 from studies.store import SQLStore
 from studies.store.sql import engine_kwargs
 

@@ -1,19 +1,13 @@
-"""The worker loop: claim a queued study, hold its lease, run it with the engine, release it.
+"""The worker loop: claim a queued study, run it through the study runner, repeat.
 
 One :class:`Worker` runs one study at a time in one long-lived thread (Ray, when a
 study uses the ``ray`` executor, is initialised from that thread, never from a web
-server's main thread, whose SIGTERM handler ``ray.init`` would replace). While a study
-runs, a heartbeat thread renews the lease every ``heartbeat_seconds`` and reads the
-study's ``cancel_requested`` flag; the engine polls :meth:`Worker.should_stop` between
-trials and epochs, so a cancel is observed within seconds.
-
-Outcomes when the engine returns:
-    * cancel requested -> ``cancelled`` (finished trials are kept);
-    * the worker is shutting down -> back to ``queued``, so another worker (or this one
-      after a restart) resumes it at once, without repeating finished trials;
-    * lease lost (renewal refused, or none succeeded for ``lease_seconds``, so another
-      worker may claim it) -> the run stops at once and the study is left alone;
-    * the engine raised -> ``failed`` with the error; otherwise ``completed``.
+server's main thread, whose SIGTERM handler ``ray.init`` would replace). The study's
+definition is parsed once, at the claim; :class:`studies.runner.StudyRunner` then holds
+the lease, runs the engine and decides the final status (see its module docstring). A
+worker that is shutting down hands its running study back to the queue, so another
+worker (or this one after a restart) resumes it at once without repeating finished
+trials.
 """
 
 from __future__ import annotations
@@ -23,115 +17,28 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
-from labcore.errors import ConflictError, LabError, NotFoundError, StoreError
+from labcore.errors import ConflictError, NotFoundError, SpecError, StoreError
+from studies.spec import StudySpec
 from studies.store import Store
 from studies.store.records import StudyRecord, StudyStatus
+from workers.executors.base import Executor
 
 logger = logging.getLogger(__name__)
 
-ExecutorFactory = Callable[[Any], Any]
+ExecutorFactory = Callable[[StudySpec], AbstractContextManager[Executor]]
 """Builds the executor for a validated ``StudySpec``."""
 
 
 def default_worker_id() -> str:
     """Return ``host:pid:random``, unique per worker."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class Lease:
-    """Keeps a claimed study's lease alive from a heartbeat thread.
-
-    The lease is held until :attr:`deadline` (a :func:`time.monotonic` time): each
-    successful renewal moves it to ``start of that renewal + lease_seconds``. When the
-    store refuses a renewal (the study is no longer running under this worker), or no
-    renewal succeeded before the deadline (the database is unreachable, so another worker
-    may claim the study), the lease is lost: :meth:`is_lost` turns True and the run must
-    stop without touching the study's status.
-
-    Args:
-        store: The shared store.
-        study_id: The claimed study.
-        worker_id: This worker.
-        lease_seconds: How long each renewal extends the lease.
-        every: Seconds between heartbeats.
-        valid_for: Seconds the claim has left now (default ``lease_seconds``).
-
-    Attributes:
-        lost: The lease could not be renewed in time (the study is no longer ours).
-        cancel_requested: A user asked to cancel the study.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        study_id: str,
-        worker_id: str,
-        lease_seconds: float,
-        every: float,
-        *,
-        valid_for: float | None = None,
-    ) -> None:
-        self.store, self.study_id, self.worker_id = store, study_id, worker_id
-        self.lease_seconds, self.every = lease_seconds, every
-        self.deadline = time.monotonic() + (lease_seconds if valid_for is None else valid_for)
-        self.lost = threading.Event()
-        self.cancel_requested = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{study_id}", daemon=True)
-
-    def __enter__(self) -> Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def is_lost(self) -> bool:
-        """Return whether the lease is lost, checking the deadline (cheap: no I/O).
-
-        The deadline is checked here too, not only by the heartbeat, so a renewal stuck
-        in a hanging database call cannot keep a run alive past its lease.
-        """
-        if not self.lost.is_set() and time.monotonic() >= self.deadline:
-            self._lose(f"no renewal for {self.lease_seconds:g} s")
-        return self.lost.is_set()
-
-    def _lose(self, why: str) -> None:
-        if not self.lost.is_set():
-            logger.warning("lost the lease on study %s: %s", self.study_id, why)
-            self.lost.set()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.every):
-            started = time.monotonic()
-            try:
-                renewed = self.store.renew_lease(self.study_id, self.worker_id, self.lease_seconds)
-            except (StoreError, NotFoundError) as e:  # keep trying until the lease runs out
-                logger.warning("heartbeat for study %s failed: %s", self.study_id, e)
-                if self.is_lost():
-                    return
-                continue
-            if not renewed:
-                self._lose("the study is no longer running under this worker")
-                return
-            if self.is_lost():  # the renewal came too late: someone may have claimed it
-                return
-            self.deadline = started + self.lease_seconds
-            try:
-                if self.store.get_study(self.study_id).cancel_requested:
-                    self.cancel_requested.set()
-            except (StoreError, NotFoundError) as e:
-                logger.warning("cancel check for study %s failed: %s", self.study_id, e)
 
 
 @dataclass(frozen=True)
@@ -154,7 +61,10 @@ class Worker:
         poll_seconds: How long to wait when nothing is queued.
         ray_address: Ray cluster for studies using the ``ray`` executor.
         executor_factory: Builds the executor for a spec (default:
-            :func:`executor_for_spec`).
+            :func:`studies.executors.build_executor` with ``ray_address``).
+
+    Raises:
+        ValueError: ``heartbeat_seconds`` is not below ``lease_seconds``.
     """
 
     def __init__(
@@ -168,8 +78,6 @@ class Worker:
         ray_address: str | None = None,
         executor_factory: ExecutorFactory | None = None,
     ) -> None:
-        if heartbeat_seconds >= lease_seconds:
-            raise ValueError("heartbeat_seconds must be below lease_seconds")
         self.store = store
         self.worker_id = worker_id or default_worker_id()
         self.lease_seconds = lease_seconds
@@ -179,7 +87,8 @@ class Worker:
         self._executor_factory = executor_factory
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lease: Lease | None = None
+        if heartbeat_seconds >= lease_seconds:
+            raise ValueError("heartbeat_seconds must be below lease_seconds")
         self.runs: deque[StudyRun] = deque(maxlen=1000)  # the latest studies this worker ran
 
     # ---------------------------------------------------------------- control
@@ -191,13 +100,6 @@ class Worker:
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called."""
         return self._stop.is_set()
-
-    def should_stop(self) -> bool:
-        """The engine's stop hook: shutting down, cancel requested, or lease lost."""
-        lease = self._lease
-        return self._stop.is_set() or (
-            lease is not None and (lease.cancel_requested.is_set() or lease.is_lost())
-        )
 
     def start(self, *, max_studies: int | None = None, exit_when_idle: bool = False) -> None:
         """Run :meth:`run` in a long-lived background thread."""
@@ -243,135 +145,43 @@ class Worker:
         return n
 
     def process(self, record: StudyRecord) -> StudyRun:
-        """Run one claimed study to its end and release it with its final status."""
+        """Run one claimed study to its end through the runner; never raises for the study."""
         logger.info("worker %s runs study %s (%s)", self.worker_id, record.id, record.name)
-        if record.cancel_requested:  # cancelled while its previous worker was gone
-            return self._release(record.id, StudyStatus.CANCELLED, None)
-        error: str | None = None
-        requeue = False
-        engine_status: StudyStatus | None = None
-        lease = Lease(
-            self.store,
-            record.id,
-            self.worker_id,
-            self.lease_seconds,
-            self.heartbeat_seconds,
-            valid_for=_seconds_left(record),
-        )
-        self._lease = lease
-        try:
-            with lease:
-                try:
-                    engine_status = self._run_engine(record)
-                except StoreError as e:  # the study stays resumable: hand it back
-                    logger.warning("study %s: database error, requeueing: %s", record.id, e)
-                    requeue = True
-                except LabError as e:
-                    error = str(e)
-                except Exception as e:
-                    logger.exception("study %s failed", record.id)
-                    error = f"{type(e).__name__}: {e}"
-        finally:
-            self._lease = None
-        if lease.is_lost():  # another worker may hold it now: leave its status alone
-            return StudyRun(record.id, None, "lease lost")
-        if requeue:
-            return self._release(record.id, StudyStatus.QUEUED, None)
-        return self._release(
-            record.id, self._final_status(record.id, lease, error, engine_status), error
-        )
+        from studies.runner import StudyRunner  # imports the engine (optuna): not at start-up
+        from studies.spec import parse_spec
 
-    def _release(self, study_id: str, status: StudyStatus, error: str | None) -> StudyRun:
         try:
-            self.store.release_study(study_id, self.worker_id, status, error)
+            spec = parse_spec(record.spec)  # the one parse of a claimed study
+        except SpecError as e:
+            return self._release_unrunnable(record.id, f"invalid definition: {e}")
+        runner = StudyRunner(
+            self.store,
+            self.worker_id,
+            lease_seconds=self.lease_seconds,
+            heartbeat_seconds=self.heartbeat_seconds,
+            on_stop=StudyStatus.QUEUED,
+        )
+        report = runner.run(
+            record,
+            spec,
+            self._executor_factory or self._default_executor,
+            should_stop=self._stop.is_set,
+        )
+        return StudyRun(report.study_id, report.status, report.error)
+
+    def _release_unrunnable(self, study_id: str, error: str) -> StudyRun:
+        try:
+            self.store.release_study(study_id, self.worker_id, StudyStatus.FAILED, error)
         except (ConflictError, NotFoundError, StoreError) as e:
             logger.warning("cannot release study %s: %s", study_id, e)
             return StudyRun(study_id, None, str(e))
-        logger.info("study %s -> %s", study_id, status)
-        return StudyRun(study_id, status, error)
+        return StudyRun(study_id, StudyStatus.FAILED, error)
 
-    def _final_status(
-        self, study_id: str, lease: Lease, error: str | None, engine_status: StudyStatus | None
-    ) -> StudyStatus:
-        """Decide how a study ends once the engine returned.
+    def _default_executor(self, spec: StudySpec) -> Executor:
+        """The executor the spec asks for, on this worker's Ray cluster."""
+        from studies.executors import build_executor
 
-        Cancelled if a user asked; failed on an error; completed when the engine finished
-        the work; otherwise (this worker is shutting down) back to the queue.
-        """
-        try:
-            cancelled = (
-                lease.cancel_requested.is_set() or self.store.get_study(study_id).cancel_requested
-            )
-        except (StoreError, NotFoundError):
-            cancelled = lease.cancel_requested.is_set()
-        if cancelled:
-            return StudyStatus.CANCELLED
-        if error is not None:
-            return StudyStatus.FAILED
-        if engine_status == StudyStatus.COMPLETED or not self._stop.is_set():
-            return StudyStatus.COMPLETED
-        return StudyStatus.QUEUED
-
-    def _run_engine(self, record: StudyRecord) -> StudyStatus | None:
-        """Run the study; return the final status the engine asked for."""
-        from studies.engine import run_study
-        from studies.spec import parse_spec
-
-        spec = parse_spec(record.spec)
-        factory = self._executor_factory or self._default_executor
-        leased = LeasedStore(self.store, record.id)
-        with factory(spec) as executor:
-            run_study(
-                spec,
-                leased,  # type: ignore[arg-type]
-                executor,
-                study_id=record.id,
-                should_stop=self.should_stop,
-            )
-        return leased.requested[0] if leased.requested else None
-
-    def _default_executor(self, spec: Any) -> Any:
-        """The executor the spec asks for; this worker's Ray address wins over the spec's."""
-        from workers.executors import executor_for_spec
-
-        return executor_for_spec(spec, ray_address=self.ray_address)
-
-
-def _seconds_left(record: StudyRecord) -> float | None:
-    """Seconds until a just-claimed study's lease expires (``None`` if it has none).
-
-    The store stamps leases with this host's UTC clock, so the difference is local.
-    """
-    if record.lease_expires_at is None:
-        return None
-    return (record.lease_expires_at - datetime.now(UTC)).total_seconds()
-
-
-class LeasedStore:
-    """The store as the engine sees it while a worker holds a study's lease.
-
-    Everything is delegated, except status changes of the leased study: the worker owns
-    them and applies the final one with :meth:`Store.release_study`, which checks that
-    the lease is still its own. (A worker that lost its lease must not mark a study that
-    another worker now runs.)
-    """
-
-    def __init__(self, store: Store, study_id: str) -> None:
-        self._store = store
-        self._study_id = study_id
-        self.requested: tuple[StudyStatus, str | None] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def set_status(
-        self, study_id: str, status: StudyStatus | str, error: str | None = None
-    ) -> StudyRecord:
-        """Record the engine's wish for the leased study; pass others through."""
-        if study_id != self._study_id:
-            return self._store.set_status(study_id, status, error)
-        self.requested = (StudyStatus(status), error)
-        return self._store.get_study(study_id)
+        return build_executor(spec.executor, ray_address=self.ray_address)
 
 
 def run_worker_process(worker: Worker, *, exit_when_idle: bool = False) -> int:

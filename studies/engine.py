@@ -1,10 +1,11 @@
-"""The engine: a study definition goes in, every trial's result lands in the store.
+"""The engine: a held study's trials run, and every result lands in the store.
 
-``run_study`` creates (or resumes) the study record, expands it into cells (one Optuna
-study per (task, optimizer), created up front in the store's database), asks Optuna for
-hyperparameters, runs each ``(hparams, seed)`` exactly once on the given executor
-(retrying failures up to ``max_retries``), and records every result. Running the same
-study again continues where it stopped: finished keys are skipped.
+:func:`execute` expands a study into cells (one Optuna study per (task, optimizer),
+created up front in the store's database), asks Optuna for hyperparameters, runs each
+``(hparams, seed)`` exactly once on the given executor (retrying failures up to
+``max_retries``), and records every result. Running the same study again continues where
+it stopped: finished keys are skipped. The engine reports; it never sets the study's
+status: the runner (:mod:`studies.runner`) holds the lease and decides that.
 
 The engine imports neither torch nor ray: it receives an executor object.
 """
@@ -17,20 +18,20 @@ import statistics
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
 
-from labcore.errors import ConflictError
+from labcore.errors import ConflictError, StoreError
 from labcore.outcomes import Outcome
+from labcore.results import TrialResult
 from studies.cells import Cell, WorkItem, n_planned, optuna_study_name
-from studies.spec import StudySpec, load_spec, validate_spec
+from studies.spec import StudySpec
 from studies.store import CellRecord, Store, StudyRecord, StudyStatus, TrialRecord
 from studies.store.sql import engine_kwargs
-from workers.executors.base import Executor, TrialOutcome
+from workers.executors.base import Executor, TrialOutcome, TrialRequest
 
 logger = logging.getLogger(__name__)
 
@@ -115,40 +116,41 @@ def open_optuna_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))
 
 
-def run_study(
-    spec: StudySpec | Mapping[str, Any] | str | Path,
+def execute(
+    spec: StudySpec,
     store: Store,
     executor: Executor,
-    study_id: str | None = None,
+    study_id: str,
     progress: Callable[[ProgressEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> StudySummary:
-    """Run (or resume) a study to completion, cancellation or error.
+) -> tuple[int, bool]:
+    """Run every unfinished trial of a study that the caller holds; record each result.
+
+    The study's status is not touched here: the runner (:mod:`studies.runner`) decides
+    it from what happened.
 
     Args:
-        spec: The study definition (validated here against the registries).
+        spec: The validated study definition.
         store: Where everything is recorded; its schema must exist.
         executor: Where trials run.
-        study_id: Resume this study; ``None`` creates a new one.
+        study_id: The study (created by the caller).
         progress: Called with a :class:`ProgressEvent` at the start and after each trial.
         should_stop: Polled between trials and after every epoch (keep it cheap); True
-            cancels the study within seconds.
+            stops within seconds, keeping every finished trial.
 
     Returns:
-        The summary; the study ends ``completed`` or ``cancelled``.
+        ``(trials run now, whether should_stop ended the run)``.
 
     Raises:
-        SpecError: The definition is invalid.
         NotFoundError: ``study_id`` does not exist.
         StoreError: The database is unreachable (the study stays resumable).
     """
-    spec = validate_spec(load_spec(spec))
     t0 = time.monotonic()
-    record = _start(spec, store, study_id)
+    record = store.get_study(study_id)
+    logger.info("study %s (%s): running", record.id, spec.name)
     stop = _Throttled(should_stop)
     storage = open_optuna_storage(store.url)
     cells: list[Cell] = []
-    n_run = 0
     try:
         for task in spec.tasks:
             for opt in spec.optimizers:
@@ -161,35 +163,14 @@ def run_study(
                 )
                 cells.append(Cell(spec, rec, storage))
         n_run = _run_cells(spec, store, executor, record, cells, stop, progress, t0)
-        status = StudyStatus.CANCELLED if stop() else StudyStatus.COMPLETED
-        store.set_status(record.id, status)
-    except BaseException as e:
+        return n_run, stop()
+    except BaseException:
         for cell in cells:
             cell.abandon()
-        if isinstance(e, KeyboardInterrupt):
-            store.set_status(record.id, StudyStatus.CANCELLED, "interrupted")
-        elif isinstance(e, Exception):
-            logger.exception("study %s failed", record.id)
-            try:
-                store.set_status(record.id, StudyStatus.FAILED, f"{type(e).__name__}: {e}")
-            except Exception:
-                logger.exception("could not mark study %s failed", record.id)
         raise
     finally:
         storage.remove_session()
         storage.engine.dispose()
-    return summarize(spec, store, record.id, n_run=n_run, elapsed_s=time.monotonic() - t0)
-
-
-def _start(spec: StudySpec, store: Store, study_id: str | None) -> StudyRecord:
-    if study_id is None:
-        record = store.create_study(spec.name, spec.to_dict())
-    else:
-        record = store.get_study(study_id)
-    if record.status != StudyStatus.RUNNING:
-        record = store.set_status(record.id, StudyStatus.RUNNING)
-    logger.info("study %s (%s): running", record.id, spec.name)
-    return record
 
 
 def _cell_state(
@@ -252,7 +233,7 @@ def _run_cells(
         outcomes = executor.run(requests, should_stop=stop, should_prune=should_prune)
         try:
             for out in outcomes:
-                rec = _handle(store, by_id[out.request.cell_id], out, state)
+                rec = _handle(store, by_id[out.request.cell_id], out, state, stop)
                 n_run += 1
                 n_wave += 1
                 if rec is not None:
@@ -274,6 +255,7 @@ def _handle(
     cell: Cell,
     out: TrialOutcome,
     state: dict[int, tuple[dict[str, TrialRecord], dict[str, int]]],
+    stop: Callable[[], bool],
 ) -> TrialRecord | None:
     req, result = out.request, out.result
     if out.cancelled:
@@ -282,7 +264,7 @@ def _handle(
     value = cell.objective_value(result)
     number = cell.trial_number(req.key)
     try:
-        rec = store.record_trial(req.cell_id, req.key, req.hparams, req.seed, result, value, number)
+        rec = _record(store, req, result, value, number, stop)
     except ConflictError:
         logger.warning("trial %s of cell %d was already finished elsewhere", req.key, req.cell_id)
         cell.tell(req.key, None, None)  # whoever recorded it tells Optuna its own trial
@@ -295,6 +277,37 @@ def _handle(
     elif result.error:
         logger.warning("trial %s failed (attempt %d): %s", req.key, rec.attempts, result.error)
     return rec
+
+
+def _record(
+    store: Store,
+    req: TrialRequest,
+    result: TrialResult,
+    value: float | None,
+    number: int | None,
+    stop: Callable[[], bool],
+) -> TrialRecord:
+    """Record a finished trial, retrying while the database is briefly unreachable.
+
+    A finished result is worth keeping: the retries go on until the run is asked to stop
+    (which a lost lease does, after ``lease_seconds`` without a renewal).
+
+    Raises:
+        StoreError: The database did not answer before the run was stopped.
+        ConflictError: Another process recorded this key first.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return store.record_trial(
+                req.cell_id, req.key, req.hparams, req.seed, result, value, number
+            )
+        except StoreError as e:
+            if stop():
+                raise
+            logger.warning("recording trial %s failed (%s); retrying in %.1f s", req.key, e, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
 
 
 def _finished_elsewhere(
@@ -324,7 +337,7 @@ def _update_best(best: list[Any], rec: TrialRecord, sign: float) -> None:
 
 
 def summarize(
-    spec: StudySpec | Mapping[str, Any],
+    spec: StudySpec,
     store: Store,
     study_id: str,
     *,
@@ -338,7 +351,6 @@ def summarize(
     Raises:
         NotFoundError: No such study.
     """
-    spec = load_spec(spec)
     record = store.get_study(study_id)
     counts = store.outcome_counts(study_id)
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0

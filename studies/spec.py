@@ -251,6 +251,18 @@ class StudySpec(_Frozen):
         """The spec as a JSON-able dict (what the store keeps)."""
         return self.model_dump(mode="json")
 
+    def with_executor(self, **changes: Any) -> StudySpec:
+        """A copy whose executor section has ``changes``, validated like a new definition.
+
+        Raises:
+            SpecError: The changed section is invalid (paths start with ``executor``).
+        """
+        section = {**self.executor.model_dump(mode="json"), **changes}
+        try:
+            return StudySpec.model_validate({**self.to_dict(), "executor": section})
+        except ValidationError as e:
+            raise _from_validation_error(e) from None
+
 
 def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)

@@ -15,7 +15,6 @@ here; one whose holder died (``kill -9``) resumes once its lease has expired.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -42,8 +41,9 @@ from service.commands._common import DbOption, cli_errors, console, db_url, err_
 
 if TYPE_CHECKING:
     from studies.engine import ProgressEvent, StudySummary
+    from studies.runner import RunReport, StudyRunner
     from studies.spec import StudySpec
-    from studies.store import Store, StudyRecord, StudyStatus
+    from studies.store import Store, StudyRecord
 
 logger = logging.getLogger(__name__)
 
@@ -170,10 +170,11 @@ def run(
     ] = HEARTBEAT_SECONDS,
 ) -> None:
     """Run (or resume) a study here, on the local or the Ray executor."""
-    from studies.engine import run_study, summarize
+    from studies.engine import summarize
+    from studies.executors import build_executor
+    from studies.runner import StudyRunner
     from studies.spec import parse_spec
     from studies.store import StudyStatus, open_store
-    from workers.executors import executor_for_spec
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
     with cli_errors():
@@ -188,7 +189,7 @@ def run(
         if ray_address is not None:
             updates.update(name="ray", ray_address=ray_address)
         if updates:
-            spec = spec.model_copy(update={"executor": spec.executor.model_copy(update=updates)})
+            spec = spec.with_executor(**updates)  # validated like the file itself
         if heartbeat_seconds >= lease_seconds:
             raise typer.BadParameter("must be below --lease-seconds", param_hint="--heartbeat")
         store = open_store(db_url(db))
@@ -206,39 +207,37 @@ def run(
             console.print(f"study {previous.id} ({spec.name}) is already complete (--new to rerun)")
             console.print(summary_table(summarize(spec, store, previous.id)))
             return
-        worker_id = cli_worker_id()
         if previous is None:
             previous = store.create_study(spec.name, spec.to_dict())
         else:
             console.print(f"resuming study {previous.id} ({previous.status})")
-        store.acquire_study(previous.id, worker_id, lease_seconds)  # ConflictError: taken
-        lease = _lease(store, previous.id, worker_id, lease_seconds, heartbeat_seconds)
-        summary = _run_with_progress(spec, store, executor_for_spec(spec), lease, run_study)
-        console.print(summary_table(summary))
-        for line in summary.disclosures:
-            console.print(f"[dim]note: {line}")
-        if summary.status == StudyStatus.CANCELLED:
+        runner = StudyRunner(
+            store,
+            cli_worker_id(),
+            lease_seconds=lease_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            on_stop=StudyStatus.CANCELLED,  # Ctrl-C: the next run resumes it
+        )
+        record = runner.acquire(previous.id)  # ConflictError: another process holds it
+        report = _run_with_progress(
+            runner, record, spec, lambda s: build_executor(s.executor, ray_address=ray_address)
+        )
+        if report.summary is not None:
+            console.print(summary_table(report.summary))
+            for line in report.summary.disclosures:
+                console.print(f"[dim]note: {line}")
+        if report.exception is not None:
+            raise report.exception
+        if report.status is None:
+            err_console.print(f"[yellow]study {record.id} was left as it is: {report.error}")
+        elif report.status == StudyStatus.CANCELLED:
             console.print("stopped early: run the same command again to resume")
 
 
-def _lease(store: Store, study_id: str, worker_id: str, lease_seconds: float, every: float) -> Any:
-    """The heartbeat that keeps this process's lease (the service worker's, reused)."""
-    from service.worker import Lease
-
-    return Lease(store, study_id, worker_id, lease_seconds, every)
-
-
 def _run_with_progress(
-    spec: StudySpec, store: Store, executor: Any, lease: Any, run_study: Any
-) -> StudySummary:
-    """Run the leased study with a progress bar; release it with its final status.
-
-    The engine sees the store through :class:`~service.worker.LeasedStore`, so status
-    changes of the study wait for the release, which checks the lease is still ours.
-    """
-    from service.worker import LeasedStore
-    from studies.store import StudyStatus
-
+    runner: StudyRunner, record: StudyRecord, spec: StudySpec, make_executor: Any
+) -> RunReport:
+    """Run the held study through ``runner`` with a progress bar and Ctrl-C handling."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -258,50 +257,14 @@ def _run_with_progress(
             else:
                 bar.update(task_id, total=e.total, completed=e.done, best=best)
 
-        leased = LeasedStore(store, lease.study_id)
-        with _Interrupt() as interrupt, executor, lease:
-
-            def should_stop() -> bool:
-                return (
-                    interrupt.event.is_set()
-                    or lease.cancel_requested.is_set()
-                    or lease.lost.is_set()
-                )
-
-            failure: BaseException | None = None
-            try:
-                summary: StudySummary = run_study(
-                    spec,
-                    leased,
-                    executor,
-                    study_id=lease.study_id,
-                    progress=on_progress,
-                    should_stop=should_stop,
-                )
-            except BaseException as e:  # released below, once the heartbeat has stopped
-                failure = e
-    if failure is not None:
-        status, error = leased.requested or (StudyStatus.FAILED, repr(failure))
-        _release(store, lease, status, error)
-        raise failure
-    status, error = leased.requested or (StudyStatus.COMPLETED, None)
-    if lease.cancel_requested.is_set():
-        status = StudyStatus.CANCELLED
-    _release(store, lease, status, error)
-    return dataclasses.replace(summary, status=status)
-
-
-def _release(store: Store, lease: Any, status: StudyStatus, error: str | None) -> None:
-    """End this process's lease with ``status``, unless the lease was lost meanwhile."""
-    from labcore.errors import LabError
-
-    if lease.lost.is_set():
-        err_console.print(f"[yellow]lost the lease on study {lease.study_id}: left as it is")
-        return
-    try:
-        store.release_study(lease.study_id, lease.worker_id, status, error)
-    except LabError as e:  # the lease expires on its own: a rerun resumes the study
-        err_console.print(f"[yellow]cannot release study {lease.study_id}: {e}")
+        with _Interrupt() as interrupt:
+            return runner.run(
+                record,
+                spec,
+                make_executor,
+                progress=on_progress,
+                should_stop=interrupt.event.is_set,
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from labcore.errors import StoreError
-from service.worker import Lease, StudyRun, Worker
+from service.worker import StudyRun, Worker
+from studies.lease import Lease
 from studies.spec import parse_spec
 from studies.store import SQLStore, Store
 from studies.store.records import StudyStatus

@@ -13,7 +13,8 @@ import pytest
 
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
-from studies.engine import ProgressEvent, run_study
+from studies.engine import ProgressEvent
+from studies.runner import run_study
 from studies.sampling import trial_key
 from studies.store import SQLStore, StudyStatus
 from tests.workers import trialfns

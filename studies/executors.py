@@ -1,0 +1,32 @@
+"""Build the executor a study's typed ``executor`` section asks for.
+
+The study names the kind of executor and its per-trial resources; where a Ray cluster
+lives is the worker's setting, passed in as ``ray_address``.
+"""
+
+from __future__ import annotations
+
+from studies.spec import ExecutorSpec
+from workers.executors import Executor, create_executor
+
+
+def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> Executor:
+    """Return a new executor for ``config``.
+
+    Args:
+        config: The study's validated executor section.
+        ray_address: The Ray cluster to join (``None``: ``config.ray_address``, else a
+            local Ray started by the executor).
+
+    Raises:
+        ValueError: Unknown executor name.
+    """
+    if config.name == "ray":
+        return create_executor(
+            "ray",
+            max_concurrent=config.max_concurrent,
+            cpus_per_trial=config.resources_per_trial.cpu,
+            gpus_per_trial=config.resources_per_trial.gpu,
+            address=ray_address or config.ray_address,
+        )
+    return create_executor("local", max_concurrent=config.max_concurrent)
