@@ -54,17 +54,64 @@ def db_url(db: str | None) -> str:
     return Settings().db_url
 
 
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+
+
+def _hint(e: LabError) -> str | None:
+    """What to do next, for the errors a new user meets first."""
+    from service.client import ConnectionFailed, Unauthorized
+
+    if isinstance(e, Unauthorized):
+        return (
+            "set VRADAM_LAB_TOKEN (or pass --token) to a token from "
+            "`vradam-hpo token create --name NAME`"
+        )
+    if isinstance(e, ConnectionFailed):
+        return "is the service running? start one with `vradam-hpo serve`"
+    return None
+
+
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Print lab errors (server errors included) as one red line and exit with status 1."""
+    """Print a lab error once (with its fields and a hint) and exit 1; Ctrl-C exits 130."""
     try:
         yield
     except LabError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False)
         fields = getattr(e, "fields", None) or getattr(e, "errors", None) or []
         for path, message in fields:
-            err_console.print(f"  {path or '<root>'}: {message}", highlight=False)
-        raise typer.Exit(1) from None
+            if f"{path}: {message}" not in str(e):
+                err_console.print(f"  {path or '<root>'}: {message}", highlight=False)
+        if (hint := _hint(e)) is not None:
+            err_console.print(f"[dim]hint: {hint}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def exit_for_status(study_id: str, status: str, error: str | None) -> None:
+    """Return if the study completed; otherwise say why and exit non-zero.
+
+    Exit code 1 when it failed or was cancelled. A completed study whose ``error`` names failed
+    trials is reported as a warning (exit 0).
+
+    Raises:
+        typer.Exit: The study did not complete.
+    """
+    if status == "completed":
+        if error:
+            err_console.print(f"[yellow]warning:[/] {error}", highlight=False)
+        return
+    if status == "failed":
+        err_console.print(f"[bold red]study {study_id} failed:[/] {error}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    if status == "cancelled":
+        err_console.print(f"[yellow]study {study_id} was cancelled[/]", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    err_console.print(f"study {study_id} is {status}")
+    raise typer.Exit(EXIT_FAILED)
 
 
 def quiet_optuna() -> None:

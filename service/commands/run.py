@@ -37,7 +37,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from service.commands._common import DbOption, cli_errors, console, db_url, err_console
+from labcore.errors import LabError
+from service.commands._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    DbOption,
+    cli_errors,
+    console,
+    db_url,
+    err_console,
+    exit_for_status,
+)
 
 if TYPE_CHECKING:
     from studies.engine import ProgressEvent, StudySummary
@@ -219,25 +229,33 @@ def run(
             on_stop=StudyStatus.CANCELLED,  # Ctrl-C: the next run resumes it
         )
         record = runner.acquire(previous.id)  # ConflictError: another process holds it
-        report = _run_with_progress(
+        report, interrupted = _run_with_progress(
             runner, record, spec, lambda s: build_executor(s.executor, ray_address=ray_address)
         )
         if report.summary is not None:
             console.print(summary_table(report.summary))
             for line in report.summary.disclosures:
                 console.print(f"[dim]note: {line}")
-        if report.exception is not None:
-            raise report.exception
-        if report.status is None:
-            err_console.print(f"[yellow]study {record.id} was left as it is: {report.error}")
-        elif report.status == StudyStatus.CANCELLED:
-            console.print("stopped early: run the same command again to resume")
+        if report.exception is not None and isinstance(report.exception, LabError):
+            raise report.exception  # printed once by cli_errors
+    if report.status is None:
+        err_console.print(f"[yellow]study {record.id} was left as it is: {report.error}")
+        raise typer.Exit(EXIT_FAILED)
+    if report.status == StudyStatus.CANCELLED:
+        console.print("stopped early: run the same command again to resume")
+        if interrupted:
+            raise typer.Exit(EXIT_INTERRUPTED)
+    exit_for_status(record.id, report.status, report.error)
 
 
 def _run_with_progress(
     runner: StudyRunner, record: StudyRecord, spec: StudySpec, make_executor: Any
-) -> RunReport:
-    """Run the held study through ``runner`` with a progress bar and Ctrl-C handling."""
+) -> tuple[RunReport, bool]:
+    """Run the held study through ``runner`` with a progress bar and Ctrl-C handling.
+
+    Returns:
+        The runner's report, and whether Ctrl-C stopped the run.
+    """
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -258,13 +276,14 @@ def _run_with_progress(
                 bar.update(task_id, total=e.total, completed=e.done, best=best)
 
         with _Interrupt() as interrupt:
-            return runner.run(
+            report = runner.run(
                 record,
                 spec,
                 make_executor,
                 progress=on_progress,
                 should_stop=interrupt.event.is_set,
             )
+    return report, interrupt.event.is_set()
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from service.commands._common import (
     client,
     console,
     err_console,
+    exit_for_status,
     is_tty,
     study_table,
     trials_table,
@@ -38,8 +39,8 @@ def submit(
         if wait:
             study = c.wait(study.id, progress=is_tty())
             err_console.print(cells_table(study))
-            if study.status != "completed":
-                raise typer.Exit(1)
+    if wait:
+        exit_for_status(study.id, study.status, study.error)
 
 
 def status(study_id: StudyId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
@@ -92,8 +93,7 @@ def wait(
     with cli_errors(), client(url, token) as c:
         study = c.wait(study_id, progress=progress and is_tty(), timeout=timeout)
     console.print(cells_table(study))
-    if study.status != "completed":
-        raise typer.Exit(1)
+    exit_for_status(study.id, study.status, study.error)
 
 
 def cancel(study_id: StudyId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:

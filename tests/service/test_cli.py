@@ -208,3 +208,13 @@ def test_serve_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert study.status == "queued" and study.worker_id is None  # handed back for resume
     finally:
         store.close()
+
+
+def test_missing_token_and_refused_connection_say_what_to_do(spec_file: Path, env) -> None:
+    no_token = {k: v for k, v in env.items() if k != "VRADAM_LAB_TOKEN"}
+    out = invoke(["submit", str(spec_file)], {**no_token, "VRADAM_LAB_TOKEN": ""}, code=1).output
+    assert "VRADAM_LAB_TOKEN" in out and "vradam-hpo token create" in out
+    port = free_port()  # nothing listens there
+    refused = {**env, "VRADAM_LAB_URL": f"http://127.0.0.1:{port}"}
+    out = invoke(["list"], refused, code=1).output
+    assert out.count("cannot reach") == 1 and "vradam-hpo serve" in out

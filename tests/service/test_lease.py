@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from labcore.errors import StoreError
 from service.worker import StudyRun, Worker
 from studies.lease import Lease
 from studies.spec import parse_spec
-from studies.store import SQLStore, Store
+from studies.store import Store
 from studies.store.records import StudyStatus
 from tests.service.conftest import quadratic_spec
-
-
-class FlakyStore(SQLStore):
-    """The real SQLite store, except that renewals fail or hang on demand.
-
-    ``down`` set: :meth:`renew_lease` raises StoreError (the database is unreachable).
-    ``hang`` set: :meth:`renew_lease` blocks until ``unhang`` is set.
-    """
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.down = threading.Event()
-        self.hang = threading.Event()
-        self.unhang = threading.Event()
-        self.renewals = 0
-
-    def renew_lease(self, study_id: str, worker_id: str, lease_seconds: float) -> bool:
-        if self.hang.is_set():
-            self.unhang.wait(30)
-        if self.down.is_set():
-            raise StoreError("connection refused")
-        self.renewals += 1
-        return super().renew_lease(study_id, worker_id, lease_seconds)
+from tests.studies.flaky_store import FlakyStore
 
 
 @pytest.fixture

@@ -129,9 +129,30 @@ def test_cancel_stops_a_run(tmp_path: Path) -> None:
     args = ["run", str(spec), "--db", db, "--lease-seconds", "5", "--heartbeat-seconds", "0.1"]
     result = CliRunner().invoke(app, args)
     canceller.join()
-    assert result.exit_code == 0, result.output
-    assert "stopped early" in result.output
+    assert result.exit_code == 1, result.output  # cancelled: not a success
+    assert "stopped early" in result.output and "was cancelled" in result.output
     (study,), _ = store.list_studies()
     assert study.status == StudyStatus.CANCELLED and study.worker_id is None
     assert store.list_trials(study.id)[1] < 16
+    store.close()
+
+
+def test_a_study_whose_every_trial_failed_exits_1_with_the_cause(tmp_path: Path) -> None:
+    # CIFAR-10 with no data: every trial fails (the data is missing), so the study fails
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    broken = {
+        **SPEC,
+        "name": "no-data",
+        "tasks": [{"name": "cifar10_cnn", "budget": {"epochs": 1}, "data_dir": str(empty)}],
+        "max_retries": 0,
+    }
+    spec, db, store = _setup(tmp_path, broken)
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db])
+    assert result.exit_code == 1, result.output
+    (study,), _ = store.list_studies()
+    assert study.status == StudyStatus.FAILED
+    assert study.error is not None and study.error.startswith("no trial succeeded: 4 of 4")
+    assert result.output.count("no trial succeeded") == 1  # said once, with the cause
+    assert "cifar-10" in result.output.lower()
     store.close()
