@@ -57,6 +57,7 @@ class EmbeddedService:
                 heartbeat_seconds=settings.heartbeat_seconds,
                 poll_seconds=settings.poll_seconds,
                 ray_address=settings.ray_address,
+                trust=settings.trust(),
             )
         config = uvicorn.Config(
             create_app(settings, self.store),

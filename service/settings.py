@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from studies.trust import Trust
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -44,6 +49,9 @@ class Settings(BaseSettings):
             request (must be well below ``lease_seconds``).
         poll_seconds: How long an idle worker waits before looking for queued studies.
         ray_address: Ray cluster address for the ``ray`` executor (``None``: a local Ray).
+        data_root: The folder studies' ``data_dir`` names are resolved under.
+        plugins: Comma-separated optimizer import strings (``pkg.mod:Class``) that
+            submitted studies may name; empty: registered optimizers only.
     """
 
     model_config = SettingsConfigDict(env_prefix="VRADAM_LAB_", extra="ignore")
@@ -57,6 +65,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     poll_seconds: float = Field(default=2.0, gt=0)
     ray_address: str | None = None
+    data_root: Path = Path("data")
+    plugins: str = ""
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
@@ -70,6 +80,13 @@ class Settings(BaseSettings):
                 f"lease_seconds ({self.lease_seconds})"
             )
         return self
+
+    def trust(self) -> Trust:
+        """The boundary for studies submitted to this service (see :mod:`studies.trust`)."""
+        from studies.trust import Trust
+
+        names = [p.strip() for p in self.plugins.split(",") if p.strip()]
+        return Trust.service(plugins=names, data_root=self.data_root)
 
     @property
     def open_reads(self) -> bool:

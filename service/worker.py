@@ -28,6 +28,7 @@ from labcore.errors import ConflictError, NotFoundError, SpecError, StoreError
 from studies.spec import StudySpec
 from studies.store import Store
 from studies.store.records import StudyRecord, StudyStatus
+from studies.trust import Trust
 from workers.executors.base import Executor
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class Worker:
         ray_address: Ray cluster for studies using the ``ray`` executor.
         executor_factory: Builds the executor for a spec (default:
             :func:`studies.executors.build_executor` with ``ray_address``).
+        trust: What claimed studies may ask of this worker (default: registered
+            optimizers only, data folders under the working directory).
 
     Raises:
         ValueError: ``heartbeat_seconds`` is not below ``lease_seconds``.
@@ -77,6 +80,7 @@ class Worker:
         poll_seconds: float = 2.0,
         ray_address: str | None = None,
         executor_factory: ExecutorFactory | None = None,
+        trust: Trust | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id or default_worker_id()
@@ -85,6 +89,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.ray_address = ray_address
         self._executor_factory = executor_factory
+        self.trust = trust or Trust()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if heartbeat_seconds >= lease_seconds:
@@ -139,7 +144,11 @@ class Worker:
                     break
                 self._stop.wait(self.poll_seconds)
                 continue
-            self.runs.append(self.process(record))
+            try:
+                self.runs.append(self.process(record))
+            except Exception as e:  # the loop outlives any study: log it and go on
+                logger.exception("worker %s: study %s broke the runner", self.worker_id, record.id)
+                self.runs.append(StudyRun(record.id, None, f"{type(e).__name__}: {e}"))
             n += 1
         logger.info("worker %s stopped after %d studies", self.worker_id, n)
         return n
@@ -151,8 +160,8 @@ class Worker:
         from studies.spec import parse_spec
 
         try:
-            spec = parse_spec(record.spec)  # the one parse of a claimed study
-        except SpecError as e:
+            spec = self.trust.resolve(parse_spec(record.spec, trust=self.trust))
+        except SpecError as e:  # the one parse of a claimed study, at this worker's boundary
             return self._release_unrunnable(record.id, f"invalid definition: {e}")
         runner = StudyRunner(
             self.store,

@@ -1,7 +1,7 @@
 """Build the executor a study's typed ``executor`` section asks for.
 
 The study names the kind of executor and its per-trial resources; where a Ray cluster
-lives is the worker's setting, passed in as ``ray_address``.
+lives is the worker's setting (or the CLI's ``--ray-address``), passed in here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> E
 
     Args:
         config: The study's validated executor section.
-        ray_address: The Ray cluster to join (``None``: ``config.ray_address``, else a
+        ray_address: The Ray cluster to join, from the worker's settings (``None``: a
             local Ray started by the executor).
 
     Raises:
@@ -27,6 +27,6 @@ def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> E
             max_concurrent=config.max_concurrent,
             cpus_per_trial=config.resources_per_trial.cpu,
             gpus_per_trial=config.resources_per_trial.gpu,
-            address=ray_address or config.ray_address,
+            address=ray_address,
         )
     return create_executor("local", max_concurrent=config.max_concurrent)

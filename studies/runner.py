@@ -43,6 +43,7 @@ from studies.engine import ProgressEvent, StudySummary, execute, summarize
 from studies.lease import Lease, seconds_left
 from studies.spec import StudySpec, parse_spec
 from studies.store import Store, StudyRecord, StudyStatus
+from studies.trust import LOCAL
 from workers.executors.base import Executor
 
 logger = logging.getLogger(__name__)
@@ -295,7 +296,8 @@ def run_study(
 ) -> StudySummary:
     """Create (or resume) a study and run it here with ``executor``, under a lease.
 
-    For Python callers and tests; the service worker and the CLI use
+    For Python callers and tests, on their own definitions (:data:`studies.trust.LOCAL`:
+    import strings and any paths allowed); the service worker and the CLI use
     :class:`StudyRunner` directly. ``should_stop`` ends the study ``cancelled``.
 
     Args:
@@ -317,9 +319,10 @@ def run_study(
         Exception: Whatever the engine raised (the study is released ``failed`` first).
     """
     if not isinstance(spec, StudySpec):
-        spec = parse_spec(spec)
+        spec = parse_spec(spec, trust=LOCAL)  # a caller's own definition: its code, its paths
     if study_id is None:
         study_id = store.create_study(spec.name, spec.to_dict()).id
+    spec = LOCAL.resolve(spec)
     runner = StudyRunner(store, worker_id, on_stop=StudyStatus.CANCELLED)
     report = runner.run(
         runner.acquire(study_id),

@@ -18,12 +18,15 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labcore.errors import SpecError
+
+if TYPE_CHECKING:
+    from studies.trust import Trust
 
 SamplerName = Literal["grid", "random", "tpe", "qmc", "cmaes"]
 
@@ -163,18 +166,11 @@ class ResourcesSpec(_Frozen):
 
 
 class ExecutorSpec(_Frozen):
-    """Where trials run."""
+    """Where trials run. Which Ray cluster is the worker's setting, never the study's."""
 
     name: Literal["local", "ray"] = "local"
     resources_per_trial: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_concurrent: int = Field(default=1, ge=1)
-    ray_address: str | None = None
-
-    @model_validator(mode="after")
-    def _address(self) -> ExecutorSpec:
-        if self.ray_address is not None and self.name != "ray":
-            raise ValueError("`ray_address` needs the ray executor")
-        return self
 
 
 class StudySpec(_Frozen):
@@ -315,8 +311,13 @@ def load_spec(source: StudySpec | Mapping[str, Any] | str | Path) -> StudySpec:
         raise _from_validation_error(e) from None
 
 
-def validate_spec(spec: StudySpec) -> StudySpec:
-    """Check ``spec`` against the task and optimizer registries and the sampler's needs.
+def validate_spec(spec: StudySpec, *, trust: Trust | None = None) -> StudySpec:
+    """Check ``spec`` against the trust boundary, the registries and the sampler's needs.
+
+    Args:
+        spec: The parsed definition.
+        trust: What it may ask of this process (default: the strict service boundary:
+            registered optimizers only, data folders as names under the data root).
 
     Returns:
         The same spec, for chaining.
@@ -324,18 +325,21 @@ def validate_spec(spec: StudySpec) -> StudySpec:
     Raises:
         SpecError: Every problem found, each with its field path.
     """
+    from studies.trust import Trust
     from studies.validation import check_spec
 
-    errors = check_spec(spec)
+    errors = (trust or Trust()).check(spec) + check_spec(spec)
     if errors:
         raise SpecError(errors)
     return spec
 
 
-def parse_spec(source: StudySpec | Mapping[str, Any] | str | Path) -> StudySpec:
-    """Load and validate a study definition.
+def parse_spec(
+    source: StudySpec | Mapping[str, Any] | str | Path, *, trust: Trust | None = None
+) -> StudySpec:
+    """Load and validate a study definition (see :func:`validate_spec` for ``trust``).
 
     Raises:
         SpecError: The definition is malformed or fails validation.
     """
-    return validate_spec(load_spec(source))
+    return validate_spec(load_spec(source), trust=trust)

@@ -26,7 +26,7 @@ Outcomes:
   did (a cancellation inside an epoch: it is polled every ``STOP_POLL_S`` seconds of
   wall time in the batch loop, so a long epoch stops within about a second).
 * ``failed``: any exception (a bad configuration included): ``error`` holds the
-  exception's type, message and traceback tail; the traceback is logged.
+  exception's type and message (no traceback: it names server paths); the traceback is logged.
 * ``complete``: otherwise.
 
 Host synchronisation: reading a loss value forces the host to wait for the device. On
@@ -50,7 +50,6 @@ import logging
 import math
 import random
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +67,7 @@ __all__ = ["CHECK_EVERY", "STOP_POLL_S", "run_trial"]
 logger = logging.getLogger(__name__)
 
 CHECK_EVERY = 16  # steps between loss reads on an accelerator (every step on CPU)
-_ERROR_TAIL = 4000  # characters of traceback kept in TrialResult.error
+_ERROR_LIMIT = 2000  # characters of the exception's message kept in TrialResult.error
 STOP_POLL_S = 0.5  # wall-clock seconds between two polls of ``should_stop`` in an epoch
 
 
@@ -391,8 +390,9 @@ def run_trial(
             logger.debug("flushing the step log after a failure failed", exc_info=True)
         if outcome is not Outcome.DIVERGED:
             outcome = Outcome.FAILED
-            tail = "".join(traceback.format_exception(exc))[-_ERROR_TAIL:]
-            error = f"{type(exc).__name__}: {exc}\n\n{tail}"
+            # what is stored and served: the type and message; the traceback (with this
+            # machine's paths) goes to the worker's log only
+            error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
             logger.exception("trial failed: task=%s optimizer=%s seed=%s", task, optimizer, seed)
     last = run.epochs[-1].metrics if run.epochs else {}
     result = TrialResult(

@@ -185,10 +185,11 @@ def run(
     from studies.runner import StudyRunner
     from studies.spec import parse_spec
     from studies.store import StudyStatus, open_store
+    from studies.trust import LOCAL
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
     with cli_errors():
-        spec = parse_spec(study)
+        spec = parse_spec(study, trust=LOCAL)  # your own definition: your code, your paths
         updates: dict[str, Any] = {}
         if executor is not None:
             if executor not in ("local", "ray"):
@@ -197,7 +198,7 @@ def run(
         if max_concurrent is not None:
             updates["max_concurrent"] = max_concurrent
         if ray_address is not None:
-            updates.update(name="ray", ray_address=ray_address)
+            updates["name"] = "ray"
         if updates:
             spec = spec.with_executor(**updates)  # validated like the file itself
         if heartbeat_seconds >= lease_seconds:
@@ -229,6 +230,7 @@ def run(
             on_stop=StudyStatus.CANCELLED,  # Ctrl-C: the next run resumes it
         )
         record = runner.acquire(previous.id)  # ConflictError: another process holds it
+        spec = LOCAL.resolve(spec)  # absolute data paths: trials may run elsewhere
         report, interrupted = _run_with_progress(
             runner, record, spec, lambda s: build_executor(s.executor, ray_address=ray_address)
         )

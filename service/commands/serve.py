@@ -106,6 +106,7 @@ def worker(
                 heartbeat_seconds=settings.heartbeat_seconds,
                 poll_seconds=settings.poll_seconds,
                 ray_address=settings.ray_address,
+                trust=settings.trust(),
             )
             run_worker_process(w, exit_when_idle=exit_when_idle)
         finally:

@@ -152,5 +152,5 @@ def test_executor_overrides_are_validated() -> None:
         spec.with_executor(max_concurrent=0)
     assert e.value.errors[0][0] == "executor.max_concurrent"
     with pytest.raises(SpecError) as e:
-        spec.with_executor(ray_address="10.0.0.1:6379")  # the local executor takes none
-    assert e.value.errors[0][0] == "executor"
+        spec.with_executor(ray_address="10.0.0.1:6379")  # the worker's setting, not the study's
+    assert e.value.errors[0][0] == "executor.ray_address"

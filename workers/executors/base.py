@@ -11,6 +11,7 @@ import abc
 import functools
 import importlib
 import inspect
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -19,6 +20,8 @@ from typing import Any
 from labcore.budget import Budget
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TRIAL_FN = "workers.trial:run_trial"
 
@@ -142,7 +145,10 @@ def call_trial(
             task_options=dict(request.task_options),
             **extra,
         )
-    except Exception as e:  # run_trial should not raise; a broken import might
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # a trial that raises SystemExit must not end the worker
+        logger.error("trial %s raised out of its trial function", request.key, exc_info=e)
         return failed_result(f"{type(e).__name__}: {e}")
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from service.auth import ReadAccess, StoreDep, WriteAccess
 from service.errors import error_responses
 from service.schemas import Page, StudyOut
 from studies.store import Store
 from studies.store.records import StudyStatus
+
+if TYPE_CHECKING:
+    from studies.trust import Trust
 
 router = APIRouter(
     prefix="/studies",
@@ -30,15 +33,15 @@ def study_view(store: Store, study_id: str) -> StudyOut:
     return StudyOut.from_records(record, store.list_cells(study_id), store.outcome_counts(study_id))
 
 
-def parse_spec(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a submitted study definition; return it as a JSON-able dict.
+def parse_spec(body: dict[str, Any], trust: Trust) -> dict[str, Any]:
+    """Validate a submitted study definition at the service's boundary; return its dict.
 
     Raises:
         SpecError: The definition is invalid; each problem names its field path.
     """
     from studies.spec import parse_spec as parse
 
-    return parse(body).model_dump(mode="json")
+    return parse(body, trust=trust).model_dump(mode="json")
 
 
 def _spec_schema() -> dict[str, Any]:
@@ -54,6 +57,7 @@ def _spec_schema() -> dict[str, Any]:
     dependencies=[WriteAccess],
 )
 def submit_study(
+    request: Request,
     store: StoreDep,
     response: Response,
     body: Annotated[
@@ -66,7 +70,7 @@ def submit_study(
     Raises:
         SpecError: The definition is invalid (422, with field paths).
     """
-    spec = parse_spec(body)
+    spec = parse_spec(body, request.app.state.settings.trust())
     record = store.create_study(spec["name"], spec)
     view = StudyOut.from_records(record)
     response.headers["Location"] = view.links.self
