@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ray import tune
@@ -48,6 +48,7 @@ from workers.executors.base import (
     failed_result,
     load_trial_fn,
 )
+from workers.executors.ray_resources import wait_until_placeable
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +220,10 @@ class RayExecutor(Executor):
         num_cpus: CPUs of a local Ray started here (``None``: all).
         trial_fn: Import string of the trial function (tests inject failures here).
         storage_path: Where Tune keeps its run state (default: a temporary directory).
+        resource_wait_s: How long a run waits for a node that can hold one trial, on a
+            cluster reached by ``address`` (a local Ray fails at once; see
+            :mod:`workers.executors.ray_resources`).
+        on_wait: Told why a run waits for resources (the runner shows it).
 
     Raises:
         ValueError: ``max_concurrent`` below 1 or negative resources.
@@ -235,6 +240,8 @@ class RayExecutor(Executor):
         num_cpus: int | None = None,
         trial_fn: str = DEFAULT_TRIAL_FN,
         storage_path: str | None = None,
+        resource_wait_s: float = 60.0,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(max_concurrent)
         if cpus_per_trial <= 0 or gpus_per_trial < 0:
@@ -247,6 +254,8 @@ class RayExecutor(Executor):
         self._own_storage = storage_path is None
         self.storage_path = storage_path or tempfile.mkdtemp(prefix="vradam-tune-")
         self._started_ray = False
+        self.resource_wait_s = resource_wait_s
+        self.on_wait = on_wait
 
     def _ensure_ray(self) -> None:
         import ray
@@ -277,6 +286,12 @@ class RayExecutor(Executor):
         for k, v in _QUIET_ENV.items():
             os.environ.setdefault(k, v)
         self._ensure_ray()
+        wait_until_placeable(
+            {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial},
+            can_grow=self.address is not None,
+            wait_s=self.resource_wait_s,
+            on_wait=self.on_wait,
+        )
 
         run_id = f"vradam-{uuid.uuid4().hex[:8]}"
         run = _RUNS[run_id] = _Run(requests, should_stop or (lambda: False), should_prune)
