@@ -35,7 +35,7 @@ def test_describe_names_the_request_and_the_nodes() -> None:
 
 
 def test_a_cluster_that_cannot_grow_fails_at_once() -> None:
-    with pytest.raises(ResourcesUnavailable, match="can never be placed.*GPU=4"):
+    with pytest.raises(ResourcesUnavailable, match=r"can never be placed.*GPU=4"):
         wait_until_placeable(
             {"CPU": 1, "GPU": 4}, can_grow=False, wait_s=60, nodes=lambda: [CPU_NODE]
         )
