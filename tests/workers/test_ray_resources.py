@@ -78,3 +78,18 @@ def test_ray_run_asking_for_gpus_no_node_has_fails_within_seconds(ray_cluster: N
         with pytest.raises(ResourcesUnavailable, match="GPU=4"):
             list(ex.run([req(0)]))
     assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.ray
+def test_a_trial_that_reserved_a_gpu_never_runs_on_the_cpu_silently() -> None:
+    import torch
+
+    from workers.executors.ray_executor import _gpu_device
+
+    assert _gpu_device(0.0) == (None, None)  # CPU trials pick their device as usual
+    device, error = _gpu_device(0.5)
+    if torch.cuda.is_available():
+        assert device == "cuda" and error is None
+    else:
+        assert device is None and error is not None
+        assert error.startswith("the trial asked for 0.5 GPU but this worker's torch")

@@ -57,13 +57,39 @@ _QUIET_ENV = {
     "TUNE_GLOBAL_CHECKPOINT_S": "3600",  # experiment state: the store is the truth
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S": "600",
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",  # trials keep the worker's directory (paths stay valid)
 }
 
 
-def _trainable(config: dict[str, Any], requests: list[dict[str, Any]], trial_fn: str) -> None:
+def _gpu_device(gpus: float) -> tuple[str | None, str | None]:
+    """``(device, error)`` for a trial that reserved ``gpus`` GPUs (none: CPU or auto).
+
+    A trial that asked for a GPU runs on CUDA or fails saying why; it never falls back to
+    the CPU silently.
+    """
+    if gpus <= 0:
+        return None, None
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", None
+    return None, (
+        f"the trial asked for {gpus:g} GPU but this worker's torch {torch.__version__} sees "
+        "no CUDA device (a CPU build of torch, or no driver): see docs/cluster.md"
+    )
+
+
+def _trainable(
+    config: dict[str, Any], requests: list[dict[str, Any]], trial_fn: str, gpus: float = 0.0
+) -> None:
     """The Tune function trainable: run one request and report its epochs and result."""
     index = int(config["i"])
     request = TrialRequest.from_dict(requests[index])
+    device, error = _gpu_device(gpus)
+    if error is not None:
+        result = failed_result(error)
+        tune.report({"i": index, "kind": "final", "result_json": json.dumps(result.to_dict())})
+        return
 
     def report(epoch: EpochMetrics) -> bool:
         tune.report(
@@ -78,7 +104,7 @@ def _trainable(config: dict[str, Any], requests: list[dict[str, Any]], trial_fn:
         )
         return False
 
-    result = call_trial(load_trial_fn(trial_fn), request, report, None)
+    result = call_trial(load_trial_fn(trial_fn), request, report, device)
     tune.report({"i": index, "kind": "final", "result_json": json.dumps(result.to_dict())})
 
 
@@ -298,7 +324,10 @@ class RayExecutor(Executor):
         stopper, collector = _Stopper(run_id), _Collector(run_id)
         trainable = tune.with_resources(
             tune.with_parameters(
-                _trainable, requests=[r.to_dict() for r in requests], trial_fn=self.trial_fn
+                _trainable,
+                requests=[r.to_dict() for r in requests],
+                trial_fn=self.trial_fn,
+                gpus=self.gpus_per_trial,
             ),
             {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial},
         )
