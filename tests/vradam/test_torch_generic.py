@@ -1,4 +1,4 @@
-"""Four defects PyTorch's generic optimizer tests found in VRAdam; each test fails on the old code."""
+"""Four defects that PyTorch's generic optimizer tests found in VRAdam (each failed before)."""
 
 import copy
 
