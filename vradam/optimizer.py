@@ -15,26 +15,11 @@ from torch.optim.optimizer import (
 from vradam._dispatch import _resolve_kernel
 from vradam._functional import _moments, _update
 from vradam._fused import _fused_penalty, _fused_update
+from vradam._groups import GROUP_DEFAULTS, check_global_groups, describe, record_effective_lr
 from vradam._moments import _acc_dtype, _effective_lr, _needs_norm
 from vradam._validation import _as_floats, check_kernel_options, validate_hyperparameters
 
 __all__ = ["VRAdam"]
-
-# Keys older state dicts may lack, with the values that reproduce their behaviour.
-_GROUP_DEFAULTS: dict[str, Any] = {
-    "beta3": 1.0,
-    "alpha1": 10.0,
-    "norm_scope": "global",
-    "penalize": "velocity",
-    "power": 2.0,
-    "amsgrad": False,
-    "maximize": False,
-    "foreach": None,
-    "capturable": False,
-    "differentiable": False,
-    "fused": None,
-    "compile_norm": None,
-}
 
 
 class VRAdam(Optimizer):
@@ -174,7 +159,7 @@ class VRAdam(Optimizer):
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         validate_hyperparameters(merged)
         check_kernel_options(merged, param_group.get("params"))
-        self._check_global_groups([*self.param_groups, merged])
+        check_global_groups([*self.param_groups, merged])
         _as_floats(param_group)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
@@ -193,7 +178,7 @@ class VRAdam(Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
-            for key, value in _GROUP_DEFAULTS.items():
+            for key, value in GROUP_DEFAULTS.items():
                 group.setdefault(key, value)
             # Build the tensor only when it is missing: under dynamo (copy.deepcopy of a
             # traced optimizer) a tensor made inside setdefault's argument lost the groups.
@@ -212,24 +197,6 @@ class VRAdam(Optimizer):
                         device=p.device if on_device else None,
                     )
 
-    @staticmethod
-    def _check_global_groups(groups: list[dict[str, Any]]) -> None:
-        """Global-scope groups pool one V, so they must define V the same way."""
-        kinds = {(float(g["power"]), g["penalize"]) for g in groups if g["norm_scope"] == "global"}
-        if len(kinds) > 1:
-            raise ValueError(
-                "Invalid power/penalize values: parameter groups with norm_scope='global' "
-                f"share one norm and must agree, got {sorted(kinds)}"
-            )
-
-    @staticmethod
-    def _describe(group: Mapping[str, Any], group_index: int, index: int) -> str:
-        names = group.get("param_names")
-        if names is not None:
-            return f"parameter {names[index]!r}"
-        shape = tuple(group["params"][index].shape)
-        return f"parameter param_groups[{group_index}]['params'][{index}] (shape {shape})"
-
     def _check_group(self, group: Mapping[str, Any], group_index: int) -> None:
         """Raise on what step() cannot do, before it touches any state.
 
@@ -244,7 +211,7 @@ class VRAdam(Optimizer):
                 continue
             if grad.is_sparse or torch.is_complex(p) or grad.is_complex():
                 kind = "sparse gradients" if grad.is_sparse else "complex parameters"
-                where = self._describe(group, group_index, index)
+                where = describe(group, group_index, index)
                 raise RuntimeError(f"VRAdam does not support {kind}: {where}")
             if group["differentiable"] and group["foreach"]:
                 raise RuntimeError("VRAdam's foreach kernel does not support differentiable=True")
@@ -345,7 +312,7 @@ class VRAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        self._check_global_groups(self.param_groups)
+        check_global_groups(self.param_groups)
         needs_global = any(
             _needs_norm(g["beta3"], g["alpha1"])
             for g in self.param_groups
@@ -451,21 +418,6 @@ class VRAdam(Optimizer):
                     max_exp_avg_sqs=max_exp_avg_sqs,
                     **options,
                 )
-            self._record_effective_lr(group, eta, found_inf)
+            record_effective_lr(group, eta, found_inf)
 
         return loss
-
-    @staticmethod
-    def _record_effective_lr(group: dict[str, Any], eta: Tensor, found_inf: Tensor | None) -> None:
-        """Write η_t into ``group["effective_lr"]`` in place (a skipped step keeps the old one).
-
-        In place, not by assignment: ``torch.compile(opt.step)`` writes back a param group
-        that step() assigned to, and dynamo's copy carries ``capturable=True``.
-        """
-        if group["differentiable"]:
-            group["effective_lr"] = eta  # keep the autograd graph of this step
-            return
-        current = group["effective_lr"]
-        if found_inf is not None:
-            eta = torch.where(found_inf.to(eta.device) > 0, current.to(eta.device), eta)
-        current.copy_(eta)
