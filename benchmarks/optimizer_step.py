@@ -1,14 +1,16 @@
-"""Time VRAdam.step() against torch.optim.AdamW.step() on ~10M transformer-shaped parameters.
+"""Time every VRAdam kernel against fused AdamW and foreach AdamW, alternated in one run.
 
-Both optimizers run the same implementation (foreach vs foreach, for-loop vs for-loop) on
-their own copy of the same tensors and gradients. Their steps alternate within one run (the
-order rotates every repetition), so drifting machine load hits both alike; the figure of
-merit is the median of the per-repetition ratios VRAdam/AdamW. Also prints the optimizer
-state memory. ``--decompose`` adds VRAdam with beta3=0 (the same code minus the norm pass).
+Implementations: the for-loop, foreach and fused kernels of both optimizers, VRAdam's fused
+kernel with the eager norm pass (``compile_norm=False``), and ``torch.compile(opt.step)`` of
+the foreach kernel of both. Parameter sets: many small tensors, a ~10M-parameter GPT-style
+stack, one large tensor. Within a set all implementations step their own copy of the same
+tensors and gradients in an order that rotates every repetition, so drifting machine load hits
+all alike; the figures of merit are the medians (and IQRs) of the per-repetition ratios to
+fused AdamW and to foreach AdamW. Also prints each optimizer's state memory.
 
-    .venv/bin/python benchmarks/optimizer_step.py            # full run (< 2 min)
-    .venv/bin/python benchmarks/optimizer_step.py --quick    # a few seconds
-    .venv/bin/python benchmarks/optimizer_step.py --profile  # + where the time goes
+    .venv/bin/python benchmarks/optimizer_step.py              # default run (~2 min)
+    .venv/bin/python benchmarks/optimizer_step.py --quick      # a smoke run
+    .venv/bin/python benchmarks/optimizer_step.py --sets gpt2 --device cuda   # GPT-2 small
 """
 
 import argparse
@@ -25,16 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vradam import VRAdam
 
 
-def transformer_shapes(d: int, layers: int, vocab: int) -> list[tuple[int, ...]]:
+def transformer_shapes(d: int, layers: int, vocab: int, ctx: int = 256) -> list[tuple[int, ...]]:
     """Parameter shapes of a GPT-style stack: embeddings, attention, MLP, biases, layernorms."""
-    shapes: list[tuple[int, ...]] = [(vocab, d), (256, d)]  # token and position embeddings
+    shapes: list[tuple[int, ...]] = [(vocab, d), (ctx, d)]
     for _ in range(layers):
-        shapes += [(d,), (d,)]  # ln_1
-        shapes += [(3 * d, d), (3 * d,), (d, d), (d,)]  # attention: qkv, out-proj
-        shapes += [(d,), (d,)]  # ln_2
-        shapes += [(4 * d, d), (4 * d,), (d, 4 * d), (d,)]  # MLP
-    shapes += [(d,), (d,)]  # ln_f
-    return shapes
+        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,)]
+        shapes += [(d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
+    return [*shapes, (d,), (d,)]
+
+
+SETS: dict[str, list[tuple[int, ...]]] = {
+    "small": [(32, 32)] * 1000,  # 1000 tensors, 1.0M parameters
+    "10M": transformer_shapes(512, 3, 1024),  # 40 tensors, 10.1M parameters
+    "large": [(10_000_000,)],  # one tensor
+    "gpt2": transformer_shapes(768, 12, 50257, 1024),  # GPT-2 small, 124M parameters
+}
 
 
 def make_params(shapes: list[tuple[int, ...]], device: str, seed: int) -> list[torch.Tensor]:
@@ -48,161 +55,163 @@ def make_params(shapes: list[tuple[int, ...]], device: str, seed: int) -> list[t
 
 
 def state_bytes(opt: torch.optim.Optimizer) -> int:
-    total = sum(
-        t.numel() * t.element_size()
-        for s in opt.state.values()
-        for t in s.values()
-        if isinstance(t, torch.Tensor)
-    )
-    total += sum(
-        v.numel() * v.element_size()
+    tensors = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    tensors += [
+        v
         for g in opt.param_groups
         for k, v in g.items()
         if k != "params" and isinstance(v, torch.Tensor)
-    )
-    return total
+    ]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def timed(fn: Callable[[], object], device: str) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call; the CPU time ignores time spent
-    descheduled, so it is the steadier figure on a shared machine."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - wall, time.process_time() - cpu
+Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+HP = {"lr": 1e-3, "weight_decay": 1e-2}
+# beta3 small enough that η_t is not at its floor on these sets (it does not change the cost).
+VR = {**HP, "beta3": 1e-3}
 
-
-Factory = Callable[[list[torch.Tensor], bool], torch.optim.Optimizer]
-
-VARIANTS: dict[str, Factory] = {
-    "VRAdam": lambda ps, fe: VRAdam(ps, lr=1e-3, weight_decay=1e-2, foreach=fe),
-    # The same code with the penalty off: no norm pass, only η_t's 0-dim bookkeeping.
-    "VRAdam(beta3=0)": lambda ps, fe: VRAdam(ps, lr=1e-3, weight_decay=1e-2, beta3=0.0, foreach=fe),
-    "AdamW": lambda ps, fe: torch.optim.AdamW(ps, lr=1e-3, weight_decay=1e-2, foreach=fe),
+IMPLS: dict[str, tuple[Factory, bool]] = {  # name: (factory, compile the step)
+    "AdamW fused": (lambda ps: torch.optim.AdamW(ps, fused=True, **HP), False),
+    "AdamW foreach": (lambda ps: torch.optim.AdamW(ps, foreach=True, **HP), False),
+    "AdamW for-loop": (lambda ps: torch.optim.AdamW(ps, foreach=False, **HP), False),
+    "AdamW compiled": (lambda ps: torch.optim.AdamW(ps, foreach=True, **HP), True),
+    "VRAdam fused": (lambda ps: VRAdam(ps, fused=True, **VR), False),
+    "VRAdam fused eager-norm": (lambda ps: VRAdam(ps, fused=True, compile_norm=False, **VR), False),
+    "VRAdam foreach": (lambda ps: VRAdam(ps, foreach=True, fused=False, **VR), False),
+    "VRAdam for-loop": (lambda ps: VRAdam(ps, foreach=False, fused=False, **VR), False),
+    "VRAdam compiled": (lambda ps: VRAdam(ps, foreach=True, fused=False, **VR), True),
 }
 
 
-def compare(
-    shapes: list[tuple[int, ...]],
-    names: list[str],
-    foreach: bool,
-    reps: int,
-    warmup: int,
-    device: str,
-    budget_s: float = float("inf"),
-) -> dict[str, dict[str, float]]:
-    """Step the optimizers in rotating order; per optimizer, median ms and ratios to AdamW.
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
-    Stops early (after at least 3 repetitions) once ``budget_s`` seconds have passed.
-    """
+
+def compare(
+    shapes: list[tuple[int, ...]], names: list[str], reps: int, device: str, budget_s: float
+) -> dict[str, dict[str, float]]:
+    """Step the implementations in rotating order; medians, ratio medians and IQRs."""
+    steps: dict[str, Callable[[], object]] = {}
+    opts: dict[str, torch.optim.Optimizer] = {}
+    for name in names:
+        factory, compiled = IMPLS[name]
+        opts[name] = factory(make_params(shapes, device, seed=0))
+        steps[name] = torch.compile(opts[name].step) if compiled else opts[name].step
+    warm = time.perf_counter()
+    for _ in range(3):  # compiles and creates state
+        for name in names:
+            steps[name]()
+    sync(device)
+    warm = time.perf_counter() - warm
+    times: dict[str, list[float]] = {name: [] for name in names}
     deadline = time.perf_counter() + budget_s
-    opts = {name: VARIANTS[name](make_params(shapes, device, seed=0), foreach) for name in names}
-    for _ in range(warmup):
-        for opt in opts.values():
-            opt.step()
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
-        if rep >= 3 and time.perf_counter() > deadline:
+        if rep >= 5 and time.perf_counter() > deadline:
             break
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
-            w, c = timed(opts[name].step, device)
-            wall[name].append(w)
-            cpu[name].append(c)
-    out = {}
+            sync(device)
+            start = time.perf_counter()
+            steps[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    out: dict[str, dict[str, float]] = {}
     for name in names:
-        ratios = [a / b for a, b in zip(wall[name], wall["AdamW"], strict=True)]
-        cpu_ratios = [a / max(b, 1e-9) for a, b in zip(cpu[name], cpu["AdamW"], strict=True)]
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        out[name] = {
-            "reps": len(ratios),
-            "ms": 1e3 * statistics.median(wall[name]),
-            "ratio": statistics.median(ratios),
-            "ratio_q1": quartiles[0],
-            "ratio_q3": quartiles[2],
-            "cpu_ratio": statistics.median(cpu_ratios),
+        row: dict[str, float] = {
+            "ms": 1e3 * statistics.median(times[name]),
+            "reps": len(times[name]),
             "state": state_bytes(opts[name]),
+            "warmup_s": warm,
         }
+        for base in ("AdamW fused", "AdamW foreach"):
+            if base not in times:
+                continue
+            ratios = [a / b for a, b in zip(times[name], times[base], strict=True)]
+            q1, _, q3 = statistics.quantiles(ratios, n=4)
+            row[base] = statistics.median(ratios)
+            row[base + " IQR"] = q3 - q1
+        out[name] = row
     return out
 
 
-def profile(shapes: list[tuple[int, ...]], foreach: bool, device: str, steps: int = 5) -> None:
-    """Print the top operators by self time, VRAdam then AdamW."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    for name, cls in (("VRAdam", VRAdam), ("AdamW", torch.optim.AdamW)):
-        params = make_params(shapes, device, seed=0)
-        opt = cls(params, lr=1e-3, weight_decay=1e-2, foreach=foreach)
-        opt.step()
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-        with torch_profile(activities=activities) as prof:
-            for _ in range(steps):
-                opt.step()
-        sort = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
-        print(f"\n--- {name} (foreach={foreach}), {steps} steps, top ops by self time ---")
-        print(prof.key_averages().table(sort_by=sort, row_limit=12))
+def copy_bandwidth(device: str, numel: int = 1 << 27) -> float:
+    """Bytes per second of ``dst.copy_(src)`` (read + write) on float32, best of 10."""
+    src = torch.randn(numel, device=device)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(10):
+        sync(device)
+        start = time.perf_counter()
+        dst.copy_(src)
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 4 * numel / best
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions per implementation")
-    parser.add_argument("--d-model", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--vocab", type=int, default=1024)
+    parser.add_argument("--reps", type=int, default=None, help="repetitions at most")
+    parser.add_argument("--sets", default="small,10M,large", help=f"of {list(SETS)}")
+    parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated names")
+    parser.add_argument(
+        "--compiled-sets",
+        default="10M",
+        help="sets that also time torch.compile(opt.step) (compiling is slow; '' for none)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--impl", choices=["both", "foreach", "forloop"], default="both")
-    parser.add_argument("--profile", action="store_true", help="also profile both optimizers")
-    parser.add_argument(
-        "--budget", type=float, default=80.0, help="seconds of timed steps at most (all impls)"
-    )
-    parser.add_argument(
-        "--decompose", action="store_true", help="also time VRAdam with beta3=0 (no norm pass)"
-    )
+    parser.add_argument("--budget", type=float, default=25.0, help="timed seconds per set")
+    parser.add_argument("--bandwidth", action="store_true", help="also report GB/s vs a copy")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    reps = args.reps or (6 if args.quick else 40)
-    warmup = 2 if args.quick else 5
-
-    shapes = transformer_shapes(args.d_model, args.layers, args.vocab)
-    n_params = sum(torch.Size(s).numel() for s in shapes)
+    reps = args.reps or (6 if args.quick else 200)
+    names = [n for n in args.impls.split(",") if n]
     print(
         f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
-        f"{len(shapes)} tensors, {n_params / 1e6:.2f}M parameters (float32), "
-        f"{reps} alternating repetitions per implementation"
+        f"float32, up to {reps} alternated repetitions ({args.budget:.0f} s) per set"
     )
-    impls = {"both": [True, False], "foreach": [True], "forloop": [False]}[args.impl]
-    names = ["VRAdam", *(["VRAdam(beta3=0)"] if args.decompose else []), "AdamW"]
-    print(
-        f"{'impl':<9}{'optimizer':<17}{'median ms':>10}{'ratio':>8}{'IQR of ratio':>17}"
-        f"{'CPU-time ratio':>16}{'reps':>6}"
-    )
-    for foreach in impls:
-        budget = args.budget / len(impls)
-        results = compare(shapes, names, foreach, reps, warmup, args.device, budget)
-        label = "foreach" if foreach else "for-loop"
+    copy_bps = copy_bandwidth(args.device) if args.bandwidth else None
+    if copy_bps:
+        print(f"measured copy bandwidth: {copy_bps / 1e9:.1f} GB/s (read + write)")
+    for set_name in args.sets.split(","):
+        shapes = SETS[set_name]
+        numel = sum(torch.Size(s).numel() for s in shapes)
+        budget = 3.0 if args.quick else args.budget
+        compiled_ok = set_name in args.compiled_sets.split(",")
+        chosen = [n for n in names if compiled_ok or not IMPLS[n][1]]
+        results = compare(shapes, chosen, reps, args.device, budget)
+        warm = next(iter(results.values()))["warmup_s"]
+        print(
+            f"\n{set_name}: {len(shapes)} tensors, {numel / 1e6:.2f}M parameters "
+            f"(warm-up incl. compiles {warm:.0f} s)"
+        )
+        print(
+            f"{'implementation':<25}{'median ms':>10}{'/ fused AdamW':>15}{'IQR':>7}"
+            f"{'/ foreach AdamW':>17}{'IQR':>7}{'state MB':>10}{'reps':>6}"
+            + ("      GB/s  of copy" if copy_bps else "")
+        )
         for name, r in results.items():
-            iqr = f"[{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]"
-            print(
-                f"{label:<9}{name:<17}{r['ms']:>10.2f}{r['ratio']:>8.3f}{iqr:>17}"
-                f"{r['cpu_ratio']:>16.3f}{r['reps']:>6}"
+            line = (
+                f"{name:<25}{r['ms']:>10.2f}{r.get('AdamW fused', float('nan')):>15.3f}"
+                f"{r.get('AdamW fused IQR', float('nan')):>7.3f}"
+                f"{r.get('AdamW foreach', float('nan')):>17.3f}"
+                f"{r.get('AdamW foreach IQR', float('nan')):>7.3f}"
+                f"{r['state'] / 1e6:>10.2f}{int(r['reps']):>6}"
             )
-    print("ratio: median over repetitions of (this optimizer's step time / AdamW's, same rep)")
-    vr, aw = results["VRAdam"]["state"], results["AdamW"]["state"]
+            if copy_bps:
+                words = 9 if name.startswith("VRAdam fused") else 7
+                achieved = words * 4 * numel / (r["ms"] / 1e3)
+                line += f"{achieved / 1e9:>10.1f}{achieved / copy_bps:>7.0%}"
+            print(line)
     print(
-        f"state memory: VRAdam {vr:,} B, AdamW {aw:,} B "
-        f"(difference {vr - aw:+,} B: the per-group effective_lr scalar)"
+        "\nratios: median over repetitions of (this step's time / the baseline's, same rep); "
+        "IQR: q3 - q1 of those ratios."
     )
-    if args.profile:
-        for foreach in impls:
-            profile(shapes, foreach, args.device)
+    if copy_bps:
+        print("GB/s: the minimum traffic (7 words/param for AdamW, 9 for VRAdam fused) / time.")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """VRAdam kernels: the for-loop (single-tensor) ground truth, the foreach (multi-tensor) twin.
 
+The fused kernel (a norm pass plus ``torch._fused_adamw_``) is in :mod:`vradam._fused`.
+
 A VRAdam step is two phases, because the effective learning rate η_t depends on a norm over
 *every* parameter after its first moment has absorbed this step's gradient:
 
@@ -27,8 +29,10 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach, _get_value
+from torch.optim.optimizer import Optimizer, _get_value
 
+from vradam._dispatch import _resolve_kernel
+from vradam._fused import _fused_penalty, _fused_update
 from vradam._moments import (
     PENALIZE_OPTIONS,
     _effective_lr,
@@ -108,12 +112,21 @@ def _single_tensor_update(
     weight_decay: float,
     capturable: bool,
     differentiable: bool,
+    amsgrad: bool = False,
+    max_exp_avg_sqs: list[Tensor] | None = None,
 ) -> None:
     per_device: dict[Any, tuple[Tensor, Tensor | None]] = {}
     per_step: dict[Any, tuple[Tensor, Tensor, Tensor, float | Tensor]] = {}
     for i, param in enumerate(params):
         exp_avg = exp_avgs[i]
         exp_avg_sq = exp_avg_sqs[i]
+        if amsgrad:
+            max_sq = cast(list[Tensor], max_exp_avg_sqs)[i]
+            if differentiable:
+                max_sq.copy_(torch.maximum(max_sq, exp_avg_sq))
+            else:
+                torch.maximum(max_sq, exp_avg_sq, out=max_sq)
+            exp_avg_sq = max_sq
 
         if param.device not in per_device:
             eta_d = eta if eta.device == param.device else eta.to(param.device, non_blocking=True)
@@ -155,14 +168,17 @@ def _multi_tensor_update(
     weight_decay: float,
     capturable: bool,
     differentiable: bool,
+    amsgrad: bool = False,
+    max_exp_avg_sqs: list[Tensor] | None = None,
 ) -> None:
     if differentiable:
         raise RuntimeError("VRAdam's foreach kernel does not support differentiable=True")
+    maxs = max_exp_avg_sqs if amsgrad and max_exp_avg_sqs is not None else []
     grouped = Optimizer._group_tensors_by_device_and_dtype(
-        [params, exp_avgs, exp_avg_sqs, state_steps]  # type: ignore[list-item]
+        [params, exp_avgs, exp_avg_sqs, state_steps, maxs]  # type: ignore[list-item]
     )
     for (device, dtype), (
-        (device_params_, device_exp_avgs_, device_exp_avg_sqs_, device_steps_),
+        (device_params_, device_exp_avgs_, device_exp_avg_sqs_, device_steps_, device_maxs_),
         _,
     ) in grouped.items():
         device_params = cast(list[Tensor], device_params_)
@@ -181,6 +197,10 @@ def _multi_tensor_update(
             device_steps, eta_d, beta1=beta1, beta2=beta2, eps=eps, capturable=capturable
         )
         a_, b_ = _for_bucket(a_, device, dtype), _for_bucket(b_, device, dtype)
+        if amsgrad:
+            device_maxs = cast(list[Tensor], device_maxs_)
+            torch._foreach_maximum_(device_maxs, device_exp_avg_sqs)
+            device_exp_avg_sqs = device_maxs
         denom = torch._foreach_sqrt(device_exp_avg_sqs)
         if dtype == torch.float16 or (
             dtype is None and any(p.dtype == torch.float16 for p in device_params)
@@ -202,15 +222,6 @@ def _multi_tensor_update(
 # --------------------------------------------------------------------------------------------
 
 
-def _resolve_foreach(foreach: bool | None, params: list[Tensor], differentiable: bool) -> bool:
-    """PyTorch's default: foreach where all tensors are on a foreach device (CUDA), else loop."""
-    if foreach is None:
-        _, foreach = _default_to_fused_or_foreach(params, differentiable, use_fused=False)
-    if foreach and torch.jit.is_scripting():
-        raise RuntimeError("torch.jit.script not supported with foreach optimizers")
-    return bool(foreach)
-
-
 def _moments(*lists: list[Tensor], foreach: bool, **options: Any) -> Tensor | None:
     """Phase 1 with the chosen kernel; returns Σ|x|^power or None (see the kernels)."""
     return (_multi_tensor_moments if foreach else _single_tensor_moments)(*lists, **options)
@@ -230,6 +241,9 @@ def vradam(
     foreach: bool | None = None,
     capturable: bool = False,
     differentiable: bool = False,
+    fused: bool | None = None,
+    grad_scale: Tensor | None = None,
+    found_inf: Tensor | None = None,
     *,
     beta1: float,
     beta2: float,
@@ -241,6 +255,9 @@ def vradam(
     maximize: bool,
     power: float = 2.0,
     penalize: str = "velocity",
+    amsgrad: bool = False,
+    max_exp_avg_sqs: list[Tensor] | None = None,
+    compile_norm: bool | None = None,
 ) -> Tensor:
     r"""Functional API that performs one VRAdam step in place on one flat set of tensors.
 
@@ -257,6 +274,10 @@ def vradam(
         foreach: multi-tensor kernel; None picks PyTorch's default for these tensors.
         capturable: keep bias corrections on device (step counters on the params' device).
         differentiable: let autograd record the step (for-loop kernel only).
+        fused: the fused kernel (step counters on the params' devices); None picks it as
+            :class:`~vradam.VRAdam` does, where the step counters are on those devices.
+        grad_scale: GradScaler's scale, divided out of the gradients (fused kernel only).
+        found_inf: non-zero to skip the step (fused kernel only).
         beta1: first-moment coefficient β1.
         beta2: second-moment coefficient β2.
         beta3: velocity penalty coefficient β3.
@@ -267,14 +288,19 @@ def vradam(
         maximize: maximise the objective instead.
         power: exponent p of the penalty Σ|x|^p (2: squared L2 norm).
         penalize: ``"velocity"`` (the first moment, the paper) or ``"gradient"``.
+        amsgrad: use the running maximum of the second moment (AMSGrad).
+        max_exp_avg_sqs: those maxima, updated in place (needed when ``amsgrad``).
+        compile_norm: for the fused kernel, compile its norm pass (None: for large sets).
 
     Returns:
         η_t, the effective learning rate of this step, as a 0-dim tensor.
 
     Raises:
-        RuntimeError: on sparse or complex gradients, or for the foreach kernel with
-            ``differentiable=True``.
-        ValueError: for an unknown ``penalize`` value or a list-length mismatch.
+        RuntimeError: on sparse or complex gradients, for the foreach kernel with
+            ``differentiable=True``, for ``grad_scale``/``found_inf`` without the fused kernel,
+            or for ``fused=True`` with what it cannot do (see ``VRAdam``).
+        ValueError: for an unknown ``penalize`` value, a list-length mismatch, or
+            ``amsgrad`` without ``max_exp_avg_sqs``.
     """
     if penalize not in PENALIZE_OPTIONS:
         raise ValueError(
@@ -282,13 +308,59 @@ def vradam(
         )
     if not len(params) == len(grads) == len(exp_avgs) == len(exp_avg_sqs) == len(state_steps):
         raise ValueError("params, grads, exp_avgs, exp_avg_sqs and state_steps differ in length")
+    if amsgrad and (max_exp_avg_sqs is None or len(max_exp_avg_sqs) != len(params)):
+        raise ValueError("amsgrad=True needs max_exp_avg_sqs, one per parameter")
     if not params:
         raise ValueError("vradam() got no tensors")
     for i, grad in enumerate(grads):
         if grad.is_sparse or grad.is_complex():
             kind = "sparse" if grad.is_sparse else "complex"
             raise RuntimeError(f"VRAdam does not support {kind} gradients (tensor {i})")
-    use_foreach = _resolve_foreach(foreach, params, differentiable)
+    on_device = all(s.device == p.device for s, p in zip(state_steps, params, strict=True))
+    kernel = _resolve_kernel(
+        fused if fused or on_device else False,
+        foreach,
+        params,
+        differentiable=differentiable,
+        eps=eps,
+    )
+    if kernel != "fused" and (grad_scale is not None or found_inf is not None):
+        raise RuntimeError("VRAdam: grad_scale and found_inf need the fused kernel (fused=True)")
+    needs = _needs_norm(beta3, alpha1)
+    maxs = max_exp_avg_sqs if amsgrad else None
+    if kernel == "fused":
+        penalty_sum = None
+        if needs:
+            penalty_sum = _fused_penalty(
+                grads,
+                exp_avgs,
+                beta1=beta1,
+                power=power,
+                penalize=penalize,
+                maximize=maximize,
+                grad_scale=grad_scale,
+                compile_norm=compile_norm,
+            )
+        eta = _effective_lr(penalty_sum, lr=lr, beta3=beta3, alpha1=alpha1, like=params[0])
+        _fused_update(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            cast(list[Tensor], maxs or []),
+            state_steps,
+            eta=eta,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            grad_scale=grad_scale,
+            found_inf=found_inf,
+        )
+        return eta
+    use_foreach = kernel == "foreach"
     penalty_sum = _moments(
         grads,
         exp_avgs,
@@ -297,7 +369,7 @@ def vradam(
         foreach=use_foreach,
         beta1=beta1,
         beta2=beta2,
-        power=power if _needs_norm(beta3, alpha1) else None,
+        power=power if needs else None,
         penalize=penalize,
         maximize=maximize,
         differentiable=differentiable,
@@ -316,5 +388,7 @@ def vradam(
         weight_decay=weight_decay,
         capturable=capturable,
         differentiable=differentiable,
+        amsgrad=amsgrad,
+        max_exp_avg_sqs=maxs,
     )
     return eta

@@ -180,7 +180,8 @@ def _effective_lr(
         dtype = _acc_dtype(like.dtype) if penalty_sum is None else penalty_sum.dtype
         device = like.device if penalty_sum is None else penalty_sum.device
         if isinstance(lr, Tensor):
-            return lr.detach().to(device=device, dtype=dtype).reshape(()).clone()
+            # Not detached: with differentiable=True the step's graph reaches a Tensor lr.
+            return lr.to(device=device, dtype=dtype).reshape(()).clone()
         return torch.full((), lr, dtype=dtype, device=device)
     penalty = torch.clamp(penalty_sum * beta3, max=alpha1)
     if isinstance(lr, Tensor):

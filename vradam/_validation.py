@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import Tensor
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from vradam._moments import NORM_SCOPES, PENALIZE_OPTIONS
 
@@ -42,7 +43,8 @@ def validate_hyperparameters(hparams: Mapping[str, Any]) -> None:
     """
     lr = hparams["lr"]
     if isinstance(lr, Tensor):
-        _check_range("lr", lr, lr.numel() == 1, "a Tensor lr must have one element")
+        # PyTorch's shared message, which its generic optimizer tests look for.
+        _check_range("lr", lr, lr.numel() == 1, "Tensor lr must be 1-element")
         _check_range("lr", lr, not lr.is_complex(), "must be a real number")
         lr_value = float(lr.detach().reshape(()).cpu())
     else:
@@ -73,6 +75,40 @@ def validate_hyperparameters(hparams: Mapping[str, Any]) -> None:
         hparams["penalize"] in PENALIZE_OPTIONS,
         f"one of {PENALIZE_OPTIONS}",
     )
+
+
+def check_kernel_options(hparams: Mapping[str, Any], params: Any = None) -> None:
+    """Check amsgrad, fused and compile_norm, and what the fused kernel cannot combine with.
+
+    Args:
+        hparams: a merged parameter group (or the constructor's arguments).
+        params: the group's parameters (a tensor or a list of them), or None.
+
+    Raises:
+        ValueError: when amsgrad is not a bool, or fused or compile_norm is not None or a bool.
+        RuntimeError: for ``fused=True`` with ``differentiable=True`` or ``foreach=True``, or
+            with a parameter that is not floating point on a device with fused kernels.
+    """
+    for name, optional in (("amsgrad", False), ("fused", True), ("compile_norm", True)):
+        value = hparams.get(name)
+        ok = isinstance(value, bool) or (optional and value is None)
+        _check_range(name, value, ok, "must be None, True or False" if optional else "a bool")
+    if not hparams.get("fused"):
+        return
+    if hparams.get("differentiable"):
+        raise RuntimeError("VRAdam: fused=True does not support differentiable=True")
+    if hparams.get("foreach"):
+        raise RuntimeError("VRAdam: fused=True and foreach=True cannot both be set")
+    tensors = [params] if isinstance(params, Tensor) else list(params or [])
+    devices = _get_fused_kernels_supported_devices()
+    for i, p in enumerate(tensors):
+        if not isinstance(p, Tensor):
+            continue
+        if p.device.type not in devices or not p.is_floating_point():
+            raise RuntimeError(
+                f"VRAdam: fused=True needs floating-point parameters on a device in {devices}; "
+                f"parameter {i} is {p.dtype} on {p.device.type} (pass fused=False or None)"
+            )
 
 
 _FLOAT_KEYS = ("lr", "eps", "weight_decay", "beta3", "alpha1", "power")

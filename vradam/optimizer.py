@@ -12,9 +12,12 @@ from torch.optim.optimizer import (
     _use_grad_for_differentiable,
 )
 
-from vradam._functional import _moments, _resolve_foreach, _update
+from vradam._dispatch import _resolve_kernel
+from vradam._functional import _moments, _update
+from vradam._fused import _fused_penalty, _fused_update
+from vradam._groups import GROUP_DEFAULTS, check_global_groups, describe, record_effective_lr
 from vradam._moments import _acc_dtype, _effective_lr, _needs_norm
-from vradam._validation import _as_floats, validate_hyperparameters
+from vradam._validation import _as_floats, check_kernel_options, validate_hyperparameters
 
 __all__ = ["VRAdam"]
 
@@ -65,18 +68,36 @@ class VRAdam(Optimizer):
             ``normgrad=True``).
         power: exponent p of V = Σ|x|^p, no root taken (default: 2, the squared L2 norm; the
             paper's Table 4 ablates it). Global-scope groups must agree on power and penalize.
+        amsgrad: use the running maximum of the second moment, as AdamW's ``amsgrad``
+            (default: False; every kernel supports it).
         maximize: maximise the objective instead (default: False).
-        foreach: use the multi-tensor kernel. None (default) picks it where PyTorch does
-            (all parameters on CUDA and not differentiable), else the for-loop kernel.
+        foreach: use the multi-tensor kernel (see ``fused`` for what None picks).
         capturable: keep step counters on the parameters' device and compute bias
             corrections there, for graph capture (default: False).
         differentiable: let autograd record the step (for-loop kernel; default: False).
+        fused: use the fused kernel: one read-only pass for V over m and g, then PyTorch's
+            fused AdamW kernel (``torch._fused_adamw_``) with the tensor learning rate η_t.
+            Step counters live on the parameters' devices; ``GradScaler`` passes its scale
+            and ``found_inf`` in (no unscale pass, no host read). None (default), with
+            ``foreach=None``, picks the fused kernel wherever it is correct: all parameters
+            with a gradient floating point on a fused device (CPU, CUDA, ...), not
+            ``differentiable``, ``eps > 0``; otherwise PyTorch's default (foreach on CUDA,
+            else the for-loop kernel). An explicit ``foreach`` is respected.
+        compile_norm: for the fused kernel, compile the norm pass with ``torch.compile`` so
+            that it reads m and g once with no scratch copy. None (default) compiles it for a
+            (device, dtype) bucket of at least 2^20 elements (compile time, seconds, is paid on
+            the first step and once per new parameter set); True always, False never. A failed
+            compilation logs a warning and falls back to the eager pass.
 
     Raises:
         ValueError: for a negative lr, eps, weight_decay, beta3 or alpha1, betas outside
             [0, 1), a power that is not a finite positive number, a numeric argument that
-            is not a real number (``numbers.Real``, not bool), an unknown norm_scope or
-            penalize, or global-scope groups that disagree on power or penalize.
+            is not a real number (``numbers.Real``, not bool), a Tensor lr with more than one
+            element ("Tensor lr must be 1-element"), an unknown norm_scope or penalize, a
+            non-bool amsgrad/fused/compile_norm, or global-scope groups that disagree on
+            power or penalize.
+        RuntimeError: for ``fused=True`` with ``differentiable=True`` or ``foreach=True``,
+            or with a parameter that is not floating point on a fused device.
     """
 
     def __init__(
@@ -92,10 +113,13 @@ class VRAdam(Optimizer):
         norm_scope: str = "global",
         penalize: str = "velocity",
         power: float = 2.0,
+        amsgrad: bool = False,
         maximize: bool = False,
         foreach: bool | None = None,
         capturable: bool = False,
         differentiable: bool = False,
+        fused: bool | None = None,
+        compile_norm: bool | None = None,
     ) -> None:
         defaults: dict[str, Any] = {
             "lr": lr,
@@ -107,14 +131,20 @@ class VRAdam(Optimizer):
             "norm_scope": norm_scope,
             "penalize": penalize,
             "power": power,
+            "amsgrad": amsgrad,
             "maximize": maximize,
             "foreach": foreach,
             "capturable": capturable,
             "differentiable": differentiable,
+            "fused": fused,
+            "compile_norm": compile_norm,
         }
         validate_hyperparameters(defaults)
         _as_floats(defaults)
         super().__init__(params, defaults)
+        if fused:
+            # GradScaler then hands over grad_scale and found_inf instead of unscaling.
+            self._step_supports_amp_scaling = True
 
     @torch._disable_dynamo
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -128,7 +158,8 @@ class VRAdam(Optimizer):
         """
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         validate_hyperparameters(merged)
-        self._check_global_groups([*self.param_groups, merged])
+        check_kernel_options(merged, param_group.get("params"))
+        check_global_groups([*self.param_groups, merged])
         _as_floats(param_group)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
@@ -147,43 +178,24 @@ class VRAdam(Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
-            group.setdefault("beta3", 1.0)
-            group.setdefault("alpha1", 10.0)
-            group.setdefault("norm_scope", "global")
-            group.setdefault("penalize", "velocity")
-            group.setdefault("power", 2.0)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("effective_lr", torch.tensor(float(group["lr"])))
+            for key, value in GROUP_DEFAULTS.items():
+                group.setdefault(key, value)
+            # Build the tensor only when it is missing: under dynamo (copy.deepcopy of a
+            # traced optimizer) a tensor made inside setdefault's argument lost the groups.
+            if "effective_lr" not in group:
+                lr = group["lr"]
+                value = lr.detach().reshape(()).clone() if isinstance(lr, Tensor) else lr
+                group["effective_lr"] = torch.as_tensor(value, dtype=torch.float32)
+            on_device = group["capturable"] or group["fused"]
             for p in group["params"]:
                 p_state = self.state.get(p, [])
                 if len(p_state) != 0 and not torch.is_tensor(p_state["step"]):
                     step_val = float(p_state["step"])
                     p_state["step"] = torch.tensor(
                         step_val,
-                        dtype=_get_scalar_dtype(),
-                        device=p.device if group["capturable"] else None,
+                        dtype=_get_scalar_dtype(is_fused=group["fused"]),
+                        device=p.device if on_device else None,
                     )
-
-    @staticmethod
-    def _check_global_groups(groups: list[dict[str, Any]]) -> None:
-        """Global-scope groups pool one V, so they must define V the same way."""
-        kinds = {(float(g["power"]), g["penalize"]) for g in groups if g["norm_scope"] == "global"}
-        if len(kinds) > 1:
-            raise ValueError(
-                "Invalid power/penalize values: parameter groups with norm_scope='global' "
-                f"share one norm and must agree, got {sorted(kinds)}"
-            )
-
-    @staticmethod
-    def _describe(group: Mapping[str, Any], group_index: int, index: int) -> str:
-        names = group.get("param_names")
-        if names is not None:
-            return f"parameter {names[index]!r}"
-        shape = tuple(group["params"][index].shape)
-        return f"parameter param_groups[{group_index}]['params'][{index}] (shape {shape})"
 
     def _check_group(self, group: Mapping[str, Any], group_index: int) -> None:
         """Raise on what step() cannot do, before it touches any state.
@@ -199,7 +211,7 @@ class VRAdam(Optimizer):
                 continue
             if grad.is_sparse or torch.is_complex(p) or grad.is_complex():
                 kind = "sparse gradients" if grad.is_sparse else "complex parameters"
-                where = self._describe(group, group_index, index)
+                where = describe(group, group_index, index)
                 raise RuntimeError(f"VRAdam does not support {kind}: {where}")
             if group["differentiable"] and group["foreach"]:
                 raise RuntimeError("VRAdam's foreach kernel does not support differentiable=True")
@@ -217,11 +229,14 @@ class VRAdam(Optimizer):
         grads: list[Tensor],
         exp_avgs: list[Tensor],
         exp_avg_sqs: list[Tensor],
+        max_exp_avg_sqs: list[Tensor],
         state_steps: list[Tensor],
+        fused: bool,
     ) -> None:
         """Collect the group's tensors that have a gradient, creating their state lazily.
 
-        Call :meth:`_check_group` on every group first.
+        (Separate list arguments, as torch.optim's: dynamo runs this eagerly then.) Call
+        :meth:`_check_group` on every group first.
         """
         for p in group["params"]:
             if p.grad is None:
@@ -230,18 +245,37 @@ class VRAdam(Optimizer):
             grads.append(p.grad)
             state = self.state[p]
             if len(state) == 0:
-                # Like AdamW: the step counter lives on the CPU unless capturable, so reading
-                # it for the bias corrections is not a device synchronisation.
+                # Like AdamW: the step counter lives on the CPU unless capturable or fused,
+                # so reading it for the bias corrections is not a device synchronisation.
                 state["step"] = (
-                    torch.zeros((), dtype=_get_scalar_dtype(), device=p.device)
-                    if group["capturable"]
+                    torch.zeros((), dtype=_get_scalar_dtype(is_fused=fused), device=p.device)
+                    if group["capturable"] or fused
                     else torch.tensor(0.0, dtype=_get_scalar_dtype())
                 )
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["amsgrad"] and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            step = state["step"]
+            if fused and (step.device != p.device or step.dtype != torch.float32):
+                # A counter from another kernel: the fused kernel reads it on the device.
+                state["step"] = step = step.to(p.device, torch.float32, non_blocking=True)
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
-            state_steps.append(state["step"])
+            if group["amsgrad"]:
+                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
+            state_steps.append(step)
+
+    def _kernel(self, group: Mapping[str, Any]) -> str:
+        """The kernel this group runs now ("fused", "foreach" or "loop")."""
+        params = [p for p in group["params"] if p.grad is not None]
+        return _resolve_kernel(
+            group["fused"],
+            group["foreach"],
+            params,
+            differentiable=group["differentiable"],
+            eps=group["eps"],
+        )
 
     @overload
     def step(self, closure: None = None) -> None: ...
@@ -254,9 +288,10 @@ class VRAdam(Optimizer):
         """Perform one optimisation step.
 
         Every group is checked before any state changes (an unsupported gradient in one
-        group leaves all of them as they were). Phase 1 then updates every group's moments
-        and collects the penalty sums; phase 2 computes η_t per group (from the global or
-        the group's V) and moves the parameters.
+        group leaves all of them as they were). Phase 1 then collects every group's penalty
+        sum (the for-loop and foreach kernels update the moments on the way; the fused one
+        only reads them); phase 2 computes η_t per group (from the global or the group's V)
+        and moves the parameters. ``group["effective_lr"]`` is written in place.
 
         Args:
             closure: re-evaluates the model and returns the loss; called under
@@ -266,7 +301,8 @@ class VRAdam(Optimizer):
             The closure's loss, or None.
 
         Raises:
-            RuntimeError: on a sparse or complex gradient (naming the parameter).
+            RuntimeError: on a sparse or complex gradient (naming the parameter), or on
+                GradScaler's ``grad_scale``/``found_inf`` reaching a group that is not fused.
             ValueError: when global-scope groups disagree on power or penalize.
         """
         self._accelerator_graph_capture_health_check()
@@ -276,47 +312,70 @@ class VRAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        self._check_global_groups(self.param_groups)
+        check_global_groups(self.param_groups)
         needs_global = any(
             _needs_norm(g["beta3"], g["alpha1"])
             for g in self.param_groups
             if g["norm_scope"] == "global"
         )
+        grad_scale: Tensor | None = getattr(self, "grad_scale", None)
+        found_inf: Tensor | None = getattr(self, "found_inf", None)
 
         # Check every group before any state is created or moved, so a raise is atomic.
+        kernels = []
         for group_index, group in enumerate(self.param_groups):
             self._check_group(group, group_index)
+            kernels.append(self._kernel(group))
+            if kernels[-1] != "fused" and (grad_scale is not None or found_inf is not None):
+                raise RuntimeError(
+                    f"VRAdam: GradScaler passed grad_scale/found_inf, but param_groups"
+                    f"[{group_index}] does not run the fused kernel (set fused=True on it)"
+                )
 
-        work: list[tuple[dict[str, Any], list[list[Tensor]], bool, Tensor | None]] = []
+        work: list[tuple[dict[str, Any], list[list[Tensor]], str, Tensor | None]] = []
         global_sum: Tensor | None = None
-        for group in self.param_groups:
-            lists: list[list[Tensor]] = [[], [], [], [], []]
-            self._init_group(group, *lists)
-            params, grads, exp_avgs, exp_avg_sqs, state_steps = lists
+        for group, kernel in zip(self.param_groups, kernels, strict=True):
+            lists: list[list[Tensor]] = [[], [], [], [], [], []]
+            self._init_group(group, *lists, kernel == "fused")
+            params, grads, exp_avgs, exp_avg_sqs, _, state_steps = lists
             if not params:
                 continue
-            foreach = _resolve_foreach(group["foreach"], params, group["differentiable"])
             is_global = group["norm_scope"] == "global"
             wants_norm = needs_global if is_global else _needs_norm(group["beta3"], group["alpha1"])
             beta1, beta2 = group["betas"]
-            part = _moments(
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                state_steps,
-                foreach=foreach,
-                beta1=beta1,
-                beta2=beta2,
-                power=group["power"] if wants_norm else None,
-                penalize=group["penalize"],
-                maximize=group["maximize"],
-                differentiable=group["differentiable"],
-            )
+            if kernel == "fused":
+                part = None
+                if wants_norm:
+                    part = _fused_penalty(
+                        grads,
+                        exp_avgs,
+                        beta1=beta1,
+                        power=group["power"],
+                        penalize=group["penalize"],
+                        maximize=group["maximize"],
+                        grad_scale=grad_scale,
+                        compile_norm=group["compile_norm"],
+                    )
+            else:
+                part = _moments(
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    state_steps,
+                    foreach=kernel == "foreach",
+                    beta1=beta1,
+                    beta2=beta2,
+                    power=group["power"] if wants_norm else None,
+                    penalize=group["penalize"],
+                    maximize=group["maximize"],
+                    differentiable=group["differentiable"],
+                )
             if is_global and part is not None:
                 global_sum = part if global_sum is None else global_sum + part.to(global_sum.device)
-            work.append((group, lists, foreach, None if is_global else part))
+            work.append((group, lists, kernel, None if is_global else part))
 
-        for group, (params, _, exp_avgs, exp_avg_sqs, state_steps), foreach, part in work:
+        for group, lists, kernel, part in work:
+            params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps = lists
             penalty_sum = global_sum if group["norm_scope"] == "global" else part
             eta = _effective_lr(
                 penalty_sum,
@@ -326,20 +385,39 @@ class VRAdam(Optimizer):
                 like=params[0],
             )
             beta1, beta2 = group["betas"]
-            _update(
-                params,
-                exp_avgs,
-                exp_avg_sqs,
-                state_steps,
-                foreach=foreach,
-                eta=eta,
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                capturable=group["capturable"],
-                differentiable=group["differentiable"],
-            )
-            group["effective_lr"] = eta
+            options: dict[str, Any] = {
+                "eta": eta,
+                "beta1": beta1,
+                "beta2": beta2,
+                "eps": group["eps"],
+                "weight_decay": group["weight_decay"],
+                "amsgrad": group["amsgrad"],
+            }
+            if kernel == "fused":
+                _fused_update(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    max_exp_avg_sqs,
+                    state_steps,
+                    maximize=group["maximize"],
+                    grad_scale=grad_scale,
+                    found_inf=found_inf,
+                    **options,
+                )
+            else:
+                _update(
+                    params,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    state_steps,
+                    foreach=kernel == "foreach",
+                    capturable=group["capturable"],
+                    differentiable=group["differentiable"],
+                    max_exp_avg_sqs=max_exp_avg_sqs,
+                    **options,
+                )
+            record_effective_lr(group, eta, found_inf)
 
         return loss

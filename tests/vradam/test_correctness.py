@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from tests.vradam.test_equivalence import make_params, run, set_grads, split_groups
+from tests.vradam.test_equivalence import KERNELS, make_params, run, set_grads, split_groups
 from vradam import VRAdam
 from vradam._functional import _for_bucket
 
@@ -131,11 +131,11 @@ def test_closure_runs_with_grad_enabled() -> None:
     assert isinstance(first, torch.Tensor) and losses[-1] < float(first.detach())
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("kernel", ["loop", "foreach", "fused"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
-def test_low_and_high_precision_follow_float64(foreach: bool, dtype: torch.dtype) -> None:
+def test_low_and_high_precision_follow_float64(kernel: str, dtype: torch.dtype) -> None:
     def make(ps: list[torch.Tensor]) -> VRAdam:
-        return VRAdam(ps, lr=1e-2, beta3=0.2, foreach=foreach)
+        return VRAdam(ps, lr=1e-2, beta3=0.2, **KERNELS[kernel])
 
     reference = run(make, make_params(torch.float64), 30)
     params = make_params(dtype)
@@ -148,13 +148,13 @@ def test_low_and_high_precision_follow_float64(foreach: bool, dtype: torch.dtype
     assert eta.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("kernel", ["loop", "foreach", "fused"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_norm_accumulates_in_float32(foreach: bool, dtype: torch.dtype) -> None:
+def test_norm_accumulates_in_float32(kernel: str, dtype: torch.dtype) -> None:
     # Σ v² = 10_000 · (0.1·300)² = 9e6 overflows float16 (max 65504); float32 holds it.
     p = torch.zeros(10_000, dtype=dtype, requires_grad=True)
     p.grad = torch.full_like(p, 300.0)
-    opt = VRAdam([p], lr=1.0, beta3=1e-7, alpha1=10.0, weight_decay=0.0, foreach=foreach)
+    opt = VRAdam([p], lr=1.0, beta3=1e-7, alpha1=10.0, weight_decay=0.0, **KERNELS[kernel])
     opt.step()
     expected = 1.0 / (1 + 1e-7 * 10_000 * 30.0**2)  # = 1/1.9, far from the floor 1/11
     assert float(opt.param_groups[0]["effective_lr"]) == pytest.approx(expected, rel=1e-2)

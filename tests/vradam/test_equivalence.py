@@ -94,10 +94,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "capturable": {"capturable": True},
     "tensor-lr": {"lr": torch.tensor(0.02)},
     "big-grads": {"scale": lambda t: 10.0 ** (t / 25)},
+    "amsgrad": {"amsgrad": True, "groups": {"lr": 3e-3}},
+    "amsgrad-maximize": {"amsgrad": True, "maximize": True},
 }
 
 
-def build(config: dict[str, Any], foreach: bool) -> Callable[[list[torch.Tensor]], VRAdam]:
+KERNELS: dict[str, dict[str, Any]] = {
+    "loop": {"foreach": False, "fused": False},
+    "foreach": {"foreach": True, "fused": False},
+    "fused": {"fused": True, "compile_norm": False},
+}
+
+
+def build(config: dict[str, Any], kernel: str | bool) -> Callable[[list[torch.Tensor]], VRAdam]:
+    if isinstance(kernel, bool):
+        kernel = "foreach" if kernel else "loop"
     options = {
         k: v for k, v in config.items() if k not in ("groups", "dtype", "skip", "scale", "lr")
     }
@@ -106,22 +117,33 @@ def build(config: dict[str, Any], foreach: bool) -> Callable[[list[torch.Tensor]
 
     def make(params: list[torch.Tensor]) -> VRAdam:
         groups = split_groups(params, **config["groups"]) if "groups" in config else params
-        return VRAdam(groups, lr=lr, foreach=foreach, **{"weight_decay": 0.05, **options})
+        return VRAdam(groups, lr=lr, **KERNELS[kernel], **{"weight_decay": 0.05, **options})
 
     return make
 
 
+@pytest.mark.parametrize("kernel", ["foreach", "fused"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_foreach_matches_for_loop(name: str) -> None:
+def test_kernel_matches_for_loop(name: str, kernel: str) -> None:
     config = CONFIGS[name]
     dtype = config.get("dtype", torch.float32)
     kwargs = {k: config[k] for k in ("skip", "scale") if k in config}
-    loop = run(build(config, foreach=False), make_params(dtype), 100, **kwargs)
-    fast = run(build(config, foreach=True), make_params(dtype), 100, **kwargs)
-    low = dtype in (torch.float16, torch.bfloat16)
-    assert_state_close(loop, fast, rtol=1e-2 if low else 1e-5, atol=1e-3 if low else 1e-6)
+    loop = run(build(config, "loop"), make_params(dtype), 100, **kwargs)
+    fast = run(build(config, kernel), make_params(dtype), 100, **kwargs)
+    low = dtype in (torch.float16, torch.bfloat16) or (
+        not isinstance(dtype, torch.dtype) and torch.bfloat16 in dtype
+    )
+    # In bf16/fp16 the fused kernel rounds once per step (float32 math inside), the for-loop
+    # kernel after every operation: after 100 steps they differ by about 2% (the test of
+    # both against float64 is in test_correctness).
+    tol = {"rtol": 1e-5, "atol": 1e-6}
+    if low:
+        tol = {"rtol": 5e-2, "atol": 5e-2} if kernel == "fused" else {"rtol": 1e-2, "atol": 1e-3}
+    assert_state_close(loop, fast, **tol)
     for g_loop, g_fast in zip(loop.param_groups, fast.param_groups, strict=True):
-        torch.testing.assert_close(g_loop["effective_lr"], g_fast["effective_lr"])
+        torch.testing.assert_close(
+            g_loop["effective_lr"], g_fast["effective_lr"], **(tol if low else {})
+        )
 
 
 # --------------------------------------------------------------------------------------------
