@@ -127,7 +127,7 @@ def test_curves_never_mix_search_and_confirmation(confirmed: Report) -> None:
     assert all(p.seeds == [0, 1] for p in a.curve + v.curve)
     assert [p.estimate.mean for p in a.curve] == pytest.approx([0.85, 0.5, 0.6, 2.0])
     assert v.lr_star == 1e-1 and v.stability is not None and v.stability.left_out == [0, 1]
-    assert [t.expected_best for t in a.tunability][0] == pytest.approx(0.9875)
+    assert a.tunability[0].expected_best == pytest.approx(0.9875)
 
 
 def test_headline_pairs_confirmation_seeds_and_is_holm_adjusted(confirmed: Report) -> None:
