@@ -84,7 +84,8 @@ def _curve_panel(
         nudge = 10 ** (0.04 * (k - (n_opt - 1) / 2))
         xs = [p.lr * nudge for p in o.curve for _ in p.values]
         ys = [v for p in o.curve for v in p.values]
-        ax.scatter(xs, ys, s=9, color=c, alpha=0.65, lw=0, zorder=3)
+        # Many seeds: the dots go into the SVG as one raster image (small, fast).
+        ax.scatter(xs, ys, s=9, color=c, alpha=0.65, lw=0, zorder=3, rasterized=len(xs) > 500)
         if o.lr_star is not None and o.best_search is not None:
             ax.scatter(
                 [o.lr_star],
@@ -110,22 +111,27 @@ def _curve_panel(
 
 
 def _failure_strip(ax: Axes, task: TaskReport, colors: dict[str, str]) -> None:
-    """Failed-to-train share per learning rate, one row of squares per optimizer."""
+    """Failed-to-train share per learning rate: one row of squares per optimizer, the
+    darker the larger the share, labelled k/n wherever a run failed.
+    """
     names = [o.optimizer for o in task.optimizers if o.curve]
+    from matplotlib.colors import to_rgba
+
     for row, o in enumerate(o for o in task.optimizers if o.curve):
-        c = colors[o.optimizer]
-        for p in o.curve:
-            share = p.failed.k / p.failed.n if p.failed.n else 0.0
-            ax.scatter([p.lr], [row], marker="s", s=60, color=c, alpha=0.1 + 0.9 * share, lw=0)
-            ax.annotate(
-                f"{p.failed.k}/{p.failed.n}",
-                (p.lr, row),
-                textcoords="offset points",
-                xytext=(0, -9),
-                ha="center",
-                fontsize=6,
-                color="0.25",
-            )
+        share = [p.failed.k / p.failed.n if p.failed.n else 0.0 for p in o.curve]
+        rgba = [to_rgba(colors[o.optimizer], 0.1 + 0.9 * x) for x in share]
+        ax.scatter([p.lr for p in o.curve], [row] * len(o.curve), marker="s", s=60, c=rgba, lw=0)
+        for p in o.curve:  # label only the learning rates where some run failed
+            if p.failed.k:
+                ax.annotate(
+                    f"{p.failed.k}/{p.failed.n}",
+                    (p.lr, row),
+                    textcoords="offset points",
+                    xytext=(0, -9),
+                    ha="center",
+                    fontsize=6,
+                    color="0.25",
+                )
     ax.set_xscale("log")
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_ylim(len(names) - 0.4, -0.9)

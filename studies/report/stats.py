@@ -9,6 +9,7 @@ Every interval here is *over seeds*: callers first reduce each seed's runs to on
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Sequence
@@ -77,14 +78,21 @@ def seed_interval(
         return Interval(mean, median, None, None, 1, "single")
     if n < min_seeds:
         return Interval(mean, median, float(x.min()), float(x.max()), n, "range")
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    half = t_quantile(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     lo, hi = mean - half, mean + half
     clo, chi = max(lo, bounds[0]), min(hi, bounds[1])
     return Interval(mean, median, clo, chi, n, "t95", clipped=(clo, chi) != (lo, hi))
 
 
+@functools.lru_cache(maxsize=256)
+def t_quantile(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom (SciPy)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+
+
+@functools.lru_cache(maxsize=4096)
 def binomial_ci(k: int, n: int) -> tuple[float, float]:
     """Return the exact (Clopper-Pearson) 95% interval of a proportion ``k/n``.
 
