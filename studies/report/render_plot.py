@@ -111,11 +111,13 @@ def _curve_panel(
 
 
 def _failure_strip(ax: Axes, task: TaskReport, colors: dict[str, str]) -> None:
-    """Failed-to-train share per learning rate: one row of squares per optimizer, the
-    darker the larger the share, labelled k/n wherever a run failed.
+    """Failed-to-train share per learning rate: one row of squares per optimizer.
+
+    The darker a square, the larger the share; labelled k/n wherever a run failed.
     """
-    names = [o.optimizer for o in task.optimizers if o.curve]
     from matplotlib.colors import to_rgba
+
+    names = [o.optimizer for o in task.optimizers if o.curve]
 
     for row, o in enumerate(o for o in task.optimizers if o.curve):
         share = [p.failed.k / p.failed.n if p.failed.n else 0.0 for p in o.curve]
