@@ -173,6 +173,38 @@ class ExecutorSpec(_Frozen):
     max_concurrent: int = Field(default=1, ge=1)
 
 
+class AnalysisSpec(_Frozen):
+    """How the report summarises the grid (``docs/report.md``)."""
+
+    lr_range: tuple[float, float] | None = Field(
+        default=None,
+        description="Declared learning-rate range [lo, hi] of the sensitivity and the grid Δ "
+        "(default: the whole grid), so the numbers mean the same across reports.",
+    )
+
+    @field_validator("lr_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (0 < v[0] < v[1] and math.isfinite(v[1])):
+            raise ValueError(f"`lr_range` needs 0 < lo < hi, got {list(v)}")
+        return v
+
+
+class ConfirmationSpec(_Frozen):
+    """Re-run each cell's η* configuration on fresh seeds after the search (DeepOBS)."""
+
+    seeds: list[int] = Field(
+        min_length=1, description="Fresh seeds, disjoint from the study's `seeds`."
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("confirmation seeds must be unique")
+        return v
+
+
 class StudySpec(_Frozen):
     """A study: tasks x optimizers x (shared search space) x seeds, with a fixed budget."""
 
@@ -188,6 +220,28 @@ class StudySpec(_Frozen):
     pruning: PruningSpec = Field(default_factory=PruningSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     max_retries: int = Field(default=2, ge=0)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    confirmation: ConfirmationSpec | None = Field(
+        default=None, description="Confirmation runs of each cell's η* on fresh seeds."
+    )
+
+    @model_validator(mode="after")
+    def _disjoint_confirmation(self) -> StudySpec:
+        if self.confirmation is not None:
+            both = sorted(set(self.seeds) & set(self.confirmation.seeds))
+            if both:
+                raise ValidationError.from_exception_data(
+                    "StudySpec",
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("confirmation", "seeds"),
+                            "input": self.confirmation.seeds,
+                            "ctx": {"error": f"must be disjoint from `seeds`; shared: {both}"},
+                        }
+                    ],
+                )
+        return self
 
     @field_validator("seeds")
     @classmethod

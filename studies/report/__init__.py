@@ -4,9 +4,11 @@ API:
     ``analyze(trials, spec, baseline="adamw", partial=False) -> Report`` (pure, no database);
     ``build_report(store, study_id, baseline="adamw") -> Report`` (reads the store);
     ``render(report, fmt)`` for ``json``, ``md``, ``html`` (str) and ``png``, ``svg`` (bytes);
-    ``write_report(report, out_dir) -> {fmt: path}``; ``report_json_schema()``.
+    ``write_report(report, out_dir) -> {fmt: path}``; ``report_json_schema()``;
+    ``select_for_confirmation(spec, trials_of_cell) -> hparams | None`` (the engine's
+    confirmation phase: which configuration of a cell to re-run on fresh seeds).
 
-Definitions of every figure: :mod:`studies.report.analysis`. Units: :mod:`studies.report.model`.
+Definitions of every figure: ``docs/report.md``. Units: :mod:`studies.report.model`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from studies.report.analysis import analyze
+from studies.report.confirm import select_for_confirmation
 from studies.report.loader import build_report, load_trials
 from studies.report.model import Report, report_json_schema
 
@@ -94,5 +97,6 @@ __all__ = [
     "load_trials",
     "render",
     "report_json_schema",
+    "select_for_confirmation",
     "write_report",
 ]

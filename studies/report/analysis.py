@@ -1,30 +1,16 @@
-"""Learning-rate robustness figures (DESIGN.md section 5), pure and database-free.
+"""Learning-rate robustness figures (``docs/report.md``), pure and database-free.
 
-Definitions, with ℓ(o, η, s) the final objective metric of optimizer o at learning rate η
-and seed s, turned lower-is-better internally (a maximised metric is negated, and every
-reported number is turned back into the metric's own units):
-
-* ℓ0 (per task): the mean objective metric at initialisation over every trial of the task
-  that has one (``initial_metrics``; all optimizers share the seeds, so this is the
-  seed-averaged initial value). If no trial has it, the worst final value observed.
-* A diverged run counts as ℓ0. Pruned and failed runs are left out (and counted).
-* Curve: per η the mean over seeds with a Student-t 95% interval. When hyperparameters
-  other than ``lr`` are searched, each η shows the configuration with the best mean over
-  seeds at that η (an optimistic "tuned at every η" curve; disclosed).
-* η*: the grid η with the lowest mean (ties: the smallest η); ℓ*: that mean.
-* W_δ: log10(η_hi/η_lo) of the contiguous run of grid points around η* whose mean is at most
-  ℓ* + δ·max(ℓ0 − ℓ*, 0); open-ended when it reaches the grid's first or last point.
-* Sensitivity: mean over the grid of (min(mean ℓ, ℓ0) − ℓ*); normalised: divided by ℓ0 − ℓ*.
-* Divergence LR: the smallest η at which at least half of the seeds diverged.
-* Paired Δ: value(o) − value(baseline) for every (η, seed) both ran, and at each one's own η*
-  paired by seed: mean, percentile-bootstrap 95% interval (seeded), win rate (ties ½).
-* If every run of an optimizer diverged: no η*, ℓ*, basins or sensitivity; its normalised
-  sensitivity is 1 and its normalised basin widths 0 in the aggregate.
+ℓ(o, η, s) is the final objective metric of optimizer o at learning rate η and seed s,
+turned lower-is-better internally (a maximised metric is negated; every reported number is
+turned back into the metric's own units). Every run is scored ``min(ℓ, ℓ0)``; the seed is
+the resampling unit. The definitions of each figure live in the modules that compute it:
+:mod:`~studies.report.figures` (curve, η* stability, sensitivity, tunability, test
+metrics), :mod:`~studies.report.basin` (W_δ), :mod:`~studies.report.compare` (paired Δ,
+headline), :mod:`~studies.report.across` (across tasks), :mod:`~studies.report.methods`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -32,21 +18,26 @@ from typing import Any
 import numpy as np
 
 from labcore.errors import SpecError
-from studies.report.collect import Cell, Collected, Point, TrialLike, cell_points, collect, lr_key
-from studies.report.compare import aggregate, paired
-from studies.report.disclose import disclosures
-from studies.report.model import (
-    DELTAS,
-    Basin,
-    CurvePoint,
-    EffectiveLRCurve,
-    Estimate,
-    OptimizerReport,
-    Report,
-    SelectedTestMetric,
-    TaskReport,
+from studies.report import figures as fig
+from studies.report.across import across_tasks
+from studies.report.basin import basin, grid_step, signed_basin, task_thresholds
+from studies.report.collect import (
+    Cell,
+    Collected,
+    Point,
+    TrialLike,
+    best_index,
+    cell_points,
+    collect,
+    lr_key,
+    per_seed_mean,
 )
-from studies.report.stats import t_interval
+from studies.report.compare import headline, paired
+from studies.report.confirm import confirmation_seeds
+from studies.report.disclose import disclosures
+from studies.report.methods import methods
+from studies.report.model import OptimizerReport, Report, TaskReport
+from studies.report.stats import holm, seed_interval
 
 
 def _objective(spec: Mapping[str, Any]) -> tuple[str, str]:
@@ -58,40 +49,9 @@ def _objective(spec: Mapping[str, Any]) -> tuple[str, str]:
     return metric, direction
 
 
-def _estimate(iv: Any, sign: float) -> Estimate:
-    if iv.lo is None:
-        return Estimate(mean=sign * iv.mean, n=iv.n)
-    lo, hi = sorted((sign * iv.lo, sign * iv.hi))
-    return Estimate(mean=sign * iv.mean, lo=lo, hi=hi, n=iv.n)
-
-
-def _basins(
-    lrs: np.ndarray, means: np.ndarray, i: int, l0: float | None, sign: float
-) -> list[Basin]:
-    l_star = float(means[i])
-    span = max(l0 - l_star, 0.0) if l0 is not None else 0.0
-    out = []
-    for d in DELTAS:
-        tau = l_star + d * span
-        lo = hi = i
-        while lo > 0 and means[lo - 1] <= tau:
-            lo -= 1
-        while hi < len(means) - 1 and means[hi + 1] <= tau:
-            hi += 1
-        olo, ohi = lo == 0, hi == len(means) - 1
-        out.append(
-            Basin(
-                delta=d,
-                threshold=sign * tau,
-                lr_lo=float(lrs[lo]),
-                lr_hi=float(lrs[hi]),
-                width=math.log10(lrs[hi] / lrs[lo]),
-                open_low=olo,
-                open_high=ohi,
-                open_ended=olo or ohi,
-            )
-        )
-    return out
+def _lr_range(spec: Mapping[str, Any]) -> tuple[float, float] | None:
+    rng = (spec.get("analysis") or {}).get("lr_range")
+    return None if not rng else (float(rng[0]), float(rng[1]))
 
 
 def _default_budget(task: str) -> dict[str, Any]:
@@ -105,42 +65,6 @@ def _default_budget(task: str) -> dict[str, Any]:
     return {"epochs": b.epochs, "steps_per_epoch": b.steps_per_epoch}
 
 
-def _effective_lr(pts: list[Point]) -> list[EffectiveLRCurve]:
-    curves = []
-    for p in pts:
-        per_epoch: dict[int, list[float]] = {}
-        for run in p.group.runs.values():
-            for e in run.trial.epochs or ():
-                r = e.effective_lr_ratio
-                if r is not None and math.isfinite(r):
-                    per_epoch.setdefault(e.epoch, []).append(r)
-        if per_epoch:
-            ep = sorted(per_epoch)
-            curves.append(
-                EffectiveLRCurve(
-                    lr=p.lr,
-                    epochs=ep,
-                    n=[len(per_epoch[k]) for k in ep],
-                    mean_ratio=[float(np.mean(per_epoch[k])) for k in ep],
-                )
-            )
-    return curves
-
-
-def _test_metrics(p: Point) -> list[SelectedTestMetric]:
-    vals: dict[str, list[float]] = {}
-    for run in p.group.runs.values():
-        if run.value is None:
-            continue
-        for k, v in (run.trial.metrics or {}).items():
-            if k.startswith("test_") and v is not None and math.isfinite(v):
-                vals.setdefault(k, []).append(float(v))
-    return [
-        SelectedTestMetric(name=k, estimate=_estimate(t_interval(np.array(vals[k])), 1.0))
-        for k in sorted(vals)
-    ]
-
-
 def _complete(cell: Cell, seeds: set[int], planned: int | None, n_points: int | None) -> bool:
     if not cell.groups:
         return False
@@ -151,75 +75,185 @@ def _complete(cell: Cell, seeds: set[int], planned: int | None, n_points: int | 
     return all(seeds <= g.finished_seeds for by in cell.groups.values() for g in by.values())
 
 
-def _optimizer(
-    cell: Cell, pts: list[Point], l0: float | None, sign: float, complete: bool
-) -> OptimizerReport:
-    curve = [
-        CurvePoint(
-            lr=p.lr,
-            estimate=_estimate(t_interval(p.values), sign),
-            seeds=p.seeds.tolist(),
-            values=(sign * p.values).tolist(),
-            diverged_seeds=p.seeds[p.diverged].tolist(),
-            n_pruned=p.group.n_pruned,
-            n_failed=p.group.n_failed,
-            config=p.group.config,
-            n_configs=p.n_configs,
+def _confirmed(cell: Cell, l0: float | None, lr_star: float | None) -> Point | None:
+    """The confirmation runs of a cell: the configuration re-run on the fresh seeds.
+
+    Normally one configuration at η*; otherwise the one at η* with the most runs, else the
+    one with the most runs anywhere.
+    """
+    pts = cell_points(cell, l0, confirm=True)
+    if not pts:
+        return None
+    at_star = [p for p in pts if p.lr == lr_star]
+    return max(at_star or pts, key=lambda p: p.seeds.size)
+
+
+class _Task:
+    """The analysis of one task (signed values throughout)."""
+
+    def __init__(self, task: str, col: Collected, ctx: dict[str, Any]) -> None:
+        self.task, self.ctx = task, ctx
+        init = col.initial.get(task)
+        self.l0 = per_seed_mean(init) if init else col.worst.get(task)
+        self.l0_source = (
+            "initial_metrics" if init else ("worst_observed" if task in col.worst else "none")
         )
-        for p in pts
-    ]
-    common: dict[str, Any] = dict(
-        optimizer=cell.optimizer,
-        curve=curve,
-        outcomes=dict(cell.outcomes),
-        complete=complete,
-        effective_lr=_effective_lr(pts),
-    )
-    div_lr = next((p.lr for p in pts if 2 * int(p.diverged.sum()) >= p.diverged.size), None)
-    if not pts or all(bool(p.diverged.all()) for p in pts):
-        return OptimizerReport(
+        tinit = col.initial_test.get(task)
+        self.l0_test = per_seed_mean(tinit) if tinit else None
+        self.cells = col.cells.get(task, {})
+        self.bounds = fig.score_bounds(ctx["metric"], ctx["sign"], self.l0)
+
+    def build(self, opts: list[str]) -> TaskReport:
+        c, sign, lr_range = self.ctx, self.ctx["sign"], self.ctx["lr_range"]
+        pts = {o: cell_points(self.cells.get(o) or Cell(self.task, o), self.l0) for o in opts}
+        stars = {
+            o: (best_index(p) if p and not all(x.failed.all() for x in p) else None)
+            for o, p in pts.items()
+        }
+        l_stars = [pts[o][i].mean() for o, i in stars.items() if i is not None]
+        l_star_task = min(l_stars) if l_stars else None
+        taus = task_thresholds(l_star_task, self.l0) if l_star_task is not None else {}
+        chosen: dict[str, Point | None] = {}
+        reports: dict[str, OptimizerReport] = {}
+        for o in opts:
+            cell = self.cells.get(o) or Cell(self.task, o)
+            reports[o], chosen[o] = self._optimizer(cell, pts[o], stars[o], taus)
+        base = c["baseline"]
+        if pts.get(base):
+            for o, rep in reports.items():
+                if o == base:
+                    continue
+                pc = paired(
+                    pts[o], pts[base], rep.lr_star, reports[base].lr_star, base, sign, lr_range
+                )
+                hl = None
+                mine, theirs = chosen.get(o), chosen.get(base)
+                if mine is not None and theirs is not None:
+                    src = (
+                        "confirmation"
+                        if rep.best_source == reports[base].best_source == "confirmation"
+                        else "search"
+                    )
+                    if src == "search":
+                        mine, theirs = pts[o][stars[o]], pts[base][stars[base]]  # type: ignore[index]
+                    hl = headline(mine, theirs, c["metric"], sign, self.l0_test, src)  # type: ignore[arg-type]
+                reports[o] = rep.model_copy(update={"paired": pc, "headline": hl})
+        else:
+            c["notes"].append(
+                f"Task {self.task}: baseline {base!r} has no trials; no paired comparison."
+            )
+        self.chosen = chosen
+        self.l_star_task = l_star_task
+        lrs = sorted({p.lr for ps in pts.values() for p in ps})
+        return TaskReport(
+            task=self.task,
+            metric=c["metric"],
+            direction=c["direction"],
+            l0=None if self.l0 is None else sign * self.l0,
+            l0_source=self.l0_source,  # type: ignore[arg-type]
+            l0_test=None if self.l0_test is None else sign * self.l0_test,
+            l_star_task=None if l_star_task is None else sign * l_star_task,
+            lr_range=list(lr_range) if lr_range else None,
+            grid_step=grid_step(lrs),
+            budget=c["budgets"].get(self.task, {}),
+            optimizers=list(reports.values()),
+        )
+
+    def _optimizer(
+        self, cell: Cell, pts: list[Point], i: int | None, taus: dict[float, float]
+    ) -> tuple[OptimizerReport, Point | None]:
+        c, sign = self.ctx, self.ctx["sign"]
+        complete = _complete(
+            cell, c["seeds"], (c["planned"] or {}).get((self.task, cell.optimizer)), c["n_points"]
+        )
+        c["complete"].append(complete)
+        common: dict[str, Any] = dict(
+            optimizer=cell.optimizer,
+            curve=fig.curve(pts, sign, self.bounds, c["lr_range"]),
+            outcomes=dict(cell.outcomes),
+            complete=complete,
+            effective_lr=fig.effective_lr(pts),
+            compute_s=cell.wall_time_s,
+            tunability=fig.tunability(cell, self.l0, c["seeds"], sign),
+            divergence_lr=next(
+                (p.lr for p in pts if 2 * int(p.diverged.sum()) >= p.diverged.size), None
+            ),
+        )
+        if i is None:
+            return OptimizerReport(
+                **common,
+                lr_star=None,
+                best=None,
+                basins=[],
+                sensitivity=None,
+                sensitivity_normalised=1.0 if pts else None,
+                all_diverged=bool(pts),
+            ), None
+        star = pts[i]
+        l_star = star.mean()
+        lrs = np.array([p.lr for p in pts])
+        means = np.array([p.mean() for p in pts])
+        sens, sens_iv = fig.sensitivity(pts, l_star, self.bounds, c["lr_range"])
+        span = (self.l0 - l_star) if self.l0 is not None else 0.0
+        search_best = fig.estimate(seed_interval(star.values, self.bounds), sign)
+        conf = _confirmed(cell, self.l0, star.lr)
+        sel = conf if conf is not None else star
+        best = (
+            search_best
+            if conf is None
+            else fig.estimate(seed_interval(conf.values, self.bounds), sign)
+        )
+        src = "search" if conf is None else "confirmation"
+        rep = OptimizerReport(
             **common,
-            lr_star=None,
-            best=None,
-            basins=[],
-            sensitivity=None,
-            sensitivity_normalised=1.0 if pts else None,
-            divergence_lr=div_lr,
-            all_diverged=bool(pts),
+            lr_star=star.lr,
+            best=best,
+            best_source=src,  # type: ignore[arg-type]
+            best_search=search_best,
+            stability=fig.stability(
+                cell, self.l0, sorted(c["seeds"]) or star.seeds.tolist(), star.lr
+            ),
+            confirmation_config=None if conf is None else {"lr": conf.lr, **conf.group.config},
+            basins=[signed_basin(basin(lrs, means, i, t, d), sign) for d, t in taus.items()],
+            sensitivity=sens,
+            sensitivity_seeds=None if sens_iv is None else fig.estimate(sens_iv, 1.0),
+            sensitivity_normalised=sens / span if sens is not None and span > 0 else None,
+            all_diverged=False,
+            test_metrics=fig.test_metrics(sel, c["metric"], sign, self.l0_test, src),  # type: ignore[arg-type]
         )
-    lrs = np.array([p.lr for p in pts])
-    means = np.array([p.values.mean() for p in pts])
-    i = int(np.argmin(means))  # first minimum: the smallest η among ties
-    l_star = float(means[i])
-    capped = np.minimum(means, l0) if l0 is not None else means
-    sens = float((capped - l_star).mean())
-    span = (l0 - l_star) if l0 is not None else 0.0
-    return OptimizerReport(
-        **common,
-        lr_star=float(lrs[i]),
-        best=_estimate(t_interval(pts[i].values), sign),
-        basins=_basins(lrs, means, i, l0, sign),
-        sensitivity=sens,
-        sensitivity_normalised=sens / span if span > 0 else None,
-        divergence_lr=div_lr,
-        all_diverged=False,
-        test_metrics=_test_metrics(pts[i]),
-    )
+        return rep, sel
 
-
-def _l0(col: Collected, task: str) -> tuple[float | None, str]:
-    init = col.initial.get(task)
-    if init:
-        return float(np.mean(init)), "initial_metrics"
-    if task in col.worst:
-        return col.worst[task], "worst_observed"
-    return None, "none"
+    def normalised(self) -> dict[str, np.ndarray]:
+        """Per optimizer: ``(ℓ0 − score) / (ℓ0 − ℓ*_task)`` of its selected runs."""
+        if self.l0 is None or self.l_star_task is None or self.l0 <= self.l_star_task:
+            return {}
+        span = self.l0 - self.l_star_task
+        return {o: (self.l0 - p.values) / span for o, p in self.chosen.items() if p is not None}
 
 
 def _ordered(spec_names: list[str], seen: Iterable[str]) -> list[str]:
     """Return the spec's names in order (even without trials), then any others sorted."""
     names = list(dict.fromkeys(spec_names))
     return names + sorted(set(seen) - set(names))
+
+
+def _apply_holm(tasks: list[TaskReport]) -> list[TaskReport]:
+    """Holm-adjust the headline p-values over every (task, optimizer) of the report."""
+    heads = [
+        (ti, oi) for ti, t in enumerate(tasks) for oi, o in enumerate(t.optimizers) if o.headline
+    ]
+    adjusted = holm([tasks[ti].optimizers[oi].headline.diff.p_value for ti, oi in heads])  # type: ignore[union-attr]
+    out = [list(t.optimizers) for t in tasks]
+    for (ti, oi), p in zip(heads, adjusted, strict=True):
+        o = out[ti][oi]
+        hl = o.headline
+        assert hl is not None
+        out[ti][oi] = o.model_copy(
+            update={
+                "headline": hl.model_copy(update={"diff": hl.diff.model_copy(update={"p_holm": p})})
+            }
+        )
+    return [t.model_copy(update={"optimizers": out[i]}) for i, t in enumerate(tasks)]
 
 
 def analyze(
@@ -236,7 +270,8 @@ def analyze(
 
     Args:
         trials: Trial records (:class:`studies.store.records.TrialRecord` or alike), with
-            their epochs when VRAdam's effective learning rate is wanted.
+            their epochs when VRAdam's effective learning rate is wanted. Trials with a
+            seed in ``spec["confirmation"]["seeds"]`` are confirmation runs.
         spec: The study definition as a dict (``StudySpec.model_dump()`` shape).
         baseline: The optimizer every other one is compared with.
         partial: Mark the report partial (e.g. the study is still running); it is also
@@ -253,71 +288,55 @@ def analyze(
     """
     metric, direction = _objective(spec)
     sign = -1.0 if direction == "maximize" else 1.0
-    col = collect(trials, metric, sign)
+    confirm = confirmation_seeds(spec)
+    col = collect(trials, metric, sign, confirm_seeds=confirm)
     spec_tasks = [t["name"] for t in spec.get("tasks") or [] if "name" in t]
     spec_opts = [o["name"] for o in spec.get("optimizers") or [] if "name" in o]
-    seeds = {int(s) for s in spec.get("seeds") or []}
     sampler = spec.get("sampler") or {}
-    n_points = (sampler.get("points") or {}).get("lr") if sampler.get("name") == "grid" else None
     budgets = {
         t["name"]: dict(t.get("budget") or _default_budget(t["name"]))
         for t in spec.get("tasks") or []
         if "name" in t
     }
-    notes = list(col.notes)
+    ctx: dict[str, Any] = {
+        "metric": metric,
+        "direction": direction,
+        "sign": sign,
+        "baseline": baseline,
+        "lr_range": _lr_range(spec),
+        "seeds": {int(s) for s in spec.get("seeds") or []},
+        "planned": planned,
+        "n_points": (sampler.get("points") or {}).get("lr")
+        if sampler.get("name") == "grid"
+        else None,
+        "budgets": budgets,
+        "notes": list(col.notes),
+        "complete": [],
+    }
     tasks: list[TaskReport] = []
-    all_complete = True
-    for task in _ordered(spec_tasks, col.cells):
-        l0, l0_source = _l0(col, task)
-        cells = col.cells.get(task, {})
-        reports: dict[str, OptimizerReport] = {}
-        points: dict[str, list[Point]] = {}
-        for opt in _ordered(spec_opts, cells):
-            cell = cells.get(opt) or Cell(task, opt)
-            points[opt] = cell_points(cell, l0)
-            n_plan = (planned or {}).get((task, opt))
-            complete = _complete(cell, seeds, n_plan, n_points)
-            all_complete &= complete
-            reports[opt] = _optimizer(cell, points[opt], l0, sign, complete)
-        if points.get(baseline):
-            for opt, rep in reports.items():
-                if opt != baseline:
-                    pc = paired(
-                        task,
-                        opt,
-                        points[opt],
-                        points[baseline],
-                        rep,
-                        reports[baseline],
-                        baseline,
-                        sign,
-                    )
-                    reports[opt] = rep.model_copy(update={"paired": pc})
-        else:
-            notes.append(f"Task {task}: baseline {baseline!r} has no trials; no paired comparison.")
-        tasks.append(
-            TaskReport(
-                task=task,
-                metric=metric,
-                direction=direction,  # type: ignore[arg-type]
-                l0=None if l0 is None else sign * l0,
-                l0_source=l0_source,
-                budget=budgets.get(task, {}),
-                optimizers=list(reports.values()),
-            )
-        )
+    norm: dict[str, dict[str, np.ndarray]] = {}
+    n_usable = 0
+    for name in _ordered(spec_tasks, col.cells):
+        t = _Task(name, col, ctx)
+        tasks.append(t.build(_ordered(spec_opts, t.cells)))
+        got = t.normalised()
+        n_usable += bool(got)
+        for o, v in got.items():
+            norm.setdefault(o, {})[name] = v
+    tasks = _apply_holm(tasks)
     return Report(
         study_id=study_id,
         study_name=study_name or spec.get("name"),
         generated_at=datetime.now(UTC),
-        partial=partial or not all_complete,
+        partial=partial or not all(ctx["complete"]),
         baseline=baseline,
         metric=metric,
-        direction=direction,
+        direction=direction,  # type: ignore[arg-type]
         n_trials=col.n_trials,
-        tasks=tasks,  # type: ignore[arg-type]
-        aggregate=aggregate(tasks, baseline, sign),
-        disclosures=disclosures(spec, budgets, col, notes),
+        tasks=tasks,
+        across_tasks=across_tasks(norm, n_usable),
+        methods=methods(spec, tasks, col, confirm, baseline),
+        disclosures=disclosures(spec, budgets, col, ctx["notes"], confirm),
     )
 
 

@@ -1,135 +1,166 @@
-"""Paired comparisons with the baseline and the aggregate across tasks."""
+"""Paired comparisons with the baseline: per η, over the declared range, and at each η*.
+
+Every comparison pairs runs by seed (one seed fixes initialisation and data order at
+every η), reduces each seed to one difference first and puts the interval over seeds.
+Wins, ties and losses count (η, seed) pairs by their scores; a tie (equal scores, e.g.
+both failed to train and scored ℓ0) is neither a win nor a loss.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from studies.report.collect import Point
+from studies.report.basin import in_range
+from studies.report.collect import Point, Run, test_metric_of
 from studies.report.model import (
-    DELTAS,
-    AggregateRow,
-    OptimizerReport,
+    Headline,
     PairedAtLR,
     PairedComparison,
     PairedDiff,
-    TaskReport,
+    Source,
 )
-from studies.report.stats import bootstrap_mean_ci, stable_seed, stratified_bootstrap_ci, win_rate
+from studies.report.stats import paired_p_value, seed_interval
 
 
-def _paired_diff(d: np.ndarray, sign: float, ci: tuple[float, float]) -> PairedDiff:
-    lo, hi = sorted((sign * ci[0], sign * ci[1]))
+def paired_diff(
+    seeds: Sequence[int],
+    d: np.ndarray,
+    sign: float,
+    counts: tuple[int, int, int] | None = None,
+) -> PairedDiff:
+    """Summarise per-seed signed differences ``d`` (lower is better) in metric units.
+
+    Args:
+        seeds: The seeds, aligned with ``d``.
+        d: Per-seed differences ``score(o) − score(baseline)``, signed.
+        sign: −1 for a maximised metric.
+        counts: ``(wins, ties, losses)`` when they are counted over more pairs than ``d``.
+    """
+    iv = seed_interval(d)
+    wins, ties, losses = counts or (int((d < 0).sum()), int((d == 0).sum()), int((d > 0).sum()))
+    lo = hi = None
+    if iv.lo is not None and iv.hi is not None:
+        lo, hi = sorted((sign * iv.lo, sign * iv.hi))
+    decided = wins + losses
     return PairedDiff(
-        n_pairs=int(d.size),
-        mean_diff=sign * float(d.mean()),
-        ci_lo=lo,
-        ci_hi=hi,
-        win_rate=win_rate(d),
+        n=int(d.size),
+        seeds=[int(s) for s in seeds],
+        values=(sign * d).tolist(),
+        mean_diff=sign * iv.mean,
+        lo=lo,
+        hi=hi,
+        kind=iv.kind,
+        wins=wins,
+        ties=ties,
+        losses=losses,
+        win_rate=wins / decided if decided else None,
+        p_value=paired_p_value(d),
     )
 
 
-def _pair(a: Point, b: Point) -> np.ndarray:
-    _, ia, ib = np.intersect1d(a.seeds, b.seeds, assume_unique=True, return_indices=True)
-    return a.values[ia] - b.values[ib]
+def _pair(a: Point, b: Point) -> tuple[np.ndarray, np.ndarray]:
+    seeds, ia, ib = np.intersect1d(a.seeds, b.seeds, assume_unique=True, return_indices=True)
+    return seeds, a.values[ia] - b.values[ib]
 
 
 def paired(
-    task: str,
-    opt: str,
     pts: list[Point],
     base: list[Point],
-    rep: OptimizerReport,
-    base_rep: OptimizerReport,
+    lr_star: float | None,
+    lr_star_base: float | None,
     baseline: str,
     sign: float,
+    lr_range: tuple[float, float] | None,
 ) -> PairedComparison:
-    """Compare one optimizer with the baseline on one task, pairing runs by seed.
+    """Compare one optimizer's search curve with the baseline's on one task.
 
-    Pairs are (η, seed) both ran. Intervals: percentile bootstrap, resampling the pairs
-    within each η (the grid is fixed by design, the seeds are the random part); at η* the
-    pairs are the shared seeds.
+    The grid Δ averages, per seed, the differences over the η of the declared range that
+    both ran, using only seeds present at every one of them; the interval is over those
+    per-seed averages.
     """
     by_lr = {p.lr: p for p in base}
-    lrs, diffs = [], []
+    per_lr: list[PairedAtLR] = []
+    rows: dict[float, dict[int, float]] = {}
     for p in pts:
         q = by_lr.get(p.lr)
-        d = _pair(p, q) if q is not None else np.empty(0)
-        if d.size:
-            lrs.append(p.lr)
-            diffs.append(d)
-    per_lr, overall = [], None
-    if diffs:
-        cis, pooled = stratified_bootstrap_ci(diffs, stable_seed(task, opt, baseline))
-        per_lr = [
-            PairedAtLR(lr=lr, diff=_paired_diff(d, sign, ci))
-            for lr, d, ci in zip(lrs, diffs, cis, strict=True)
-        ]
-        overall = _paired_diff(np.concatenate(diffs), sign, pooled)
+        if q is None:
+            continue
+        seeds, d = _pair(p, q)
+        if not d.size:
+            continue
+        inside = in_range(p.lr, lr_range)
+        per_lr.append(PairedAtLR(lr=p.lr, in_range=inside, diff=paired_diff(seeds, d, sign)))
+        if inside:
+            rows[p.lr] = dict(zip(seeds.tolist(), d.tolist(), strict=True))
+    overall = None
+    if rows:
+        common = sorted(set.intersection(*(set(r) for r in rows.values())))
+        if common:
+            mat = np.array([[rows[lr][s] for lr in rows] for s in common])
+            flat = mat.ravel()
+            counts = (int((flat < 0).sum()), int((flat == 0).sum()), int((flat > 0).sum()))
+            overall = paired_diff(common, mat.mean(axis=1), sign, counts)
     at_best = None
-    if rep.lr_star is not None and base_rep.lr_star is not None:
-        mine = next(p for p in pts if p.lr == rep.lr_star)
-        theirs = next(p for p in base if p.lr == base_rep.lr_star)
-        d = _pair(mine, theirs)
+    if lr_star is not None and lr_star_base is not None:
+        mine = next(p for p in pts if p.lr == lr_star)
+        theirs = by_lr[lr_star_base]
+        seeds, d = _pair(mine, theirs)
         if d.size:
-            ci = bootstrap_mean_ci(d, stable_seed(task, opt, baseline, "best"))
-            at_best = _paired_diff(d, sign, ci)
+            at_best = paired_diff(seeds, d, sign)
     return PairedComparison(
         baseline=baseline,
         overall=overall,
+        n_lrs=len(rows),
         per_lr=per_lr,
         at_best=at_best,
-        lr_best=rep.lr_star,
-        lr_best_baseline=base_rep.lr_star,
+        lr_best=lr_star,
+        lr_best_baseline=lr_star_base,
     )
 
 
-def _mean_or_none(xs: list[float]) -> float | None:
-    return float(np.mean(xs)) if xs else None
+def test_scores(p: Point, metric: str, sign: float, l0_test: float | None) -> dict[int, float]:
+    """Per seed: the signed test score ``min(test, test ℓ0)`` of a point's runs.
+
+    A diverged run scores test ℓ0; runs without a finite test metric are left out.
+    """
+    name = test_metric_of(metric)
+    out: dict[int, float] = {}
+    for s in p.seeds.tolist():
+        run: Run = p.group.runs[int(s)]
+        raw = (run.trial.metrics or {}).get(name) if run.value is not None else None
+        v = None
+        if raw is not None and math.isfinite(float(raw)):
+            v = sign * float(raw)
+        elif run.value is None:
+            v = l0_test
+        if v is None:
+            continue
+        out[int(s)] = min(v, l0_test) if l0_test is not None else v
+    return out
 
 
-def aggregate(tasks: list[TaskReport], baseline: str, sign: float) -> list[AggregateRow]:
-    """Average each optimizer's normalised figures over the tasks it ran on."""
-    rows: dict[str, dict[str, Any]] = {}
-    for t in tasks:
-        for o in t.optimizers:
-            if not o.curve:
-                continue
-            r = rows.setdefault(
-                o.optimizer,
-                {
-                    "n": 0,
-                    "w": {d: [] for d in DELTAS},
-                    "s": [],
-                    "win": [],
-                    "better": 0,
-                    "paired": False,
-                },
-            )
-            r["n"] += 1
-            grid = math.log10(o.curve[-1].lr / o.curve[0].lr)
-            if grid > 0:
-                for d in DELTAS:
-                    b = next((b for b in o.basins if b.delta == d), None)
-                    r["w"][d].append(b.width / grid if b is not None else 0.0)
-            if o.sensitivity_normalised is not None:
-                r["s"].append(o.sensitivity_normalised)
-            if o.paired is not None:
-                r["paired"] = True
-                if o.paired.overall is not None:
-                    r["win"].append(o.paired.overall.win_rate)
-                if o.paired.at_best is not None and sign * o.paired.at_best.mean_diff < 0:
-                    r["better"] += 1
-    return [
-        AggregateRow(
-            optimizer=name,
-            n_tasks=r["n"],
-            basin_width_normalised={str(d): _mean_or_none(r["w"][d]) for d in DELTAS},
-            sensitivity_normalised=_mean_or_none(r["s"]),
-            win_rate=_mean_or_none(r["win"]),
-            tasks_better_at_best=r["better"] if r["paired"] else None,
-        )
-        for name, r in rows.items()
-    ]
+def headline(
+    mine: Point,
+    theirs: Point,
+    metric: str,
+    sign: float,
+    l0_test: float | None,
+    source: Source,
+) -> Headline | None:
+    """The paired test Δ between two selected points (each optimizer's own η*)."""
+    a = test_scores(mine, metric, sign, l0_test)
+    b = test_scores(theirs, metric, sign, l0_test)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds])
+    return Headline(
+        metric=test_metric_of(metric),
+        source=source,
+        lr=mine.lr,
+        lr_baseline=theirs.lr,
+        diff=paired_diff(seeds, d, sign),
+    )

@@ -37,6 +37,7 @@ def disclosures(
     budgets: Mapping[str, Mapping[str, Any]],
     col: Collected,
     notes: list[str],
+    confirm_seeds: list[int] | None = None,
 ) -> Disclosures:
     """Build the disclosures from the spec, the collected trials and the analysis' notes."""
     extra = _extra_dims(spec)
@@ -87,6 +88,7 @@ def disclosures(
         pruning=pruning,
         budgets={k: dict(v) for k, v in budgets.items()},
         seeds=[int(s) for s in spec.get("seeds") or []],
+        confirmation_seeds=list(confirm_seeds or []),
         sampler=sampler,
         notes=notes,
     )

@@ -16,16 +16,16 @@ from studies.report.model import Report
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-margin:0 auto;max-width:1240px;padding:16px 20px;color:#1b1f23;background:#fff;line-height:1.4}
+margin:0 auto;max-width:1600px;padding:16px 20px;color:#1b1f23;background:#fff;line-height:1.4}
 h1{font-size:1.5rem;margin:.2rem 0 .4rem}h2{font-size:1.2rem;margin-top:1.6rem;
 border-bottom:1px solid #d0d7de;padding-bottom:.2rem}h3{font-size:1rem;margin-top:1rem}
 .meta{color:#57606a;font-size:.9rem}.partial{background:#fff8c5;border:1px solid #d4a72c;
 padding:.5rem .8rem;border-radius:6px;margin:.6rem 0}
 figure{margin:.6rem 0 1rem;text-align:center}figure img{max-width:100%;height:auto;
 border:1px solid #d0d7de;border-radius:6px}figcaption{color:#57606a;font-size:.85rem}
-table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.85rem;display:block;
-overflow-x:auto}th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:right;
-white-space:nowrap}th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.8rem;width:100%;
+table-layout:auto}th,td{border:1px solid #d0d7de;padding:.2rem .35rem;text-align:right;
+white-space:normal;overflow-wrap:anywhere}th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#fbfcfd}ul{padding-left:1.3rem}code{background:#f6f8fa;
 padding:0 .25rem;border-radius:4px}
 """
@@ -73,30 +73,46 @@ def render_html(report: Report, svg: bytes | None = None) -> str:
     parts += [
         '<figure id="figure">',
         f'<img alt="Learning-rate curves per task" src="data:image/svg+xml;base64,{data}">',
-        "<figcaption>Mean final metric over seeds with 95% bands; x: the mean includes diverged "
-        "runs (counted as ℓ0, dashed); ★: η*. Bottom row: VRAdam's mean effective learning "
-        "rate η_t/lr at η*."
+        "<figcaption>Dots: each seed's score min(ℓ, ℓ0); line: the median over seeds; band: "
+        "the interval over seeds (95% from 5 seeds, else the seeds' range), kept inside "
+        "[0, ℓ0]; dashed: ℓ0; large markers: each optimizer's η*. Strip under each panel: "
+        "the share of runs that failed to train (k/n). Bottom row: VRAdam's mean effective "
+        "learning rate η_t/lr at η*."
         "</figcaption></figure>",
+        "<h2>Legend</h2>",
+        "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in md.LEGEND) + "</ul>",
     ]
     for task in report.tasks:
-        budget = (
-            ", ".join(f"{k}={v}" for k, v in task.budget.items() if v is not None) or "task default"
-        )
         parts += [
             f"<h2>Task <code>{escape(task.task)}</code></h2>",
-            f'<p class="meta"><code>{escape(task.metric)}</code> ({task.direction}) · '
-            f"ℓ0 = {md.num(task.l0)} ({task.l0_source}) · budget: {escape(budget)}</p>",
+            f'<p class="meta">{escape(md.task_meta(task).replace("`", ""))}</p>',
+        ]
+        head = md.headline_rows(task, report.baseline)
+        if head[1]:
+            parts += ["<h3>Headline (primary)</h3>", _table(*head)]
+        parts += [
+            "<h3>Summary (descriptive)</h3>",
             _table(*md.summary_rows(task, report.baseline)),
             "<h3>Learning-rate curve</h3>",
             _table(*md.curve_rows(task)),
         ]
+        tun = md.tunability_rows(task)
+        if tun is not None:
+            parts += ["<h3>Tunability (expected best score after k random-search trials)</h3>"]
+            parts += [_table(*tun)]
         eff = md.effective_lr_rows(task)
         if eff is not None:
             parts += [
                 "<h3>Effective learning rate (mean η_t/lr per epoch at η*)</h3>",
                 _table(*eff),
             ]
-    parts += ["<h2>Aggregate across tasks</h2>", _table(*md.aggregate_rows(report))]
+    acr = md.across_rows(report)
+    parts += ["<h2>Across tasks</h2>"]
+    parts += [_table(*acr) if acr else f"<p>{escape(report.across_tasks.reason)}</p>"]
+    items = "".join(
+        f"<li><strong>{escape(m.topic)}</strong>: {escape(m.text)}</li>" for m in report.methods
+    )
+    parts += ["<h2>Methods</h2>", f"<ul>{items}</ul>"]
     lines = md.disclosure_lines(report)
     items = "".join(f"<li>{escape(line[2:])}</li>" for line in lines if line.startswith("- "))
     parts += ["<h2>Disclosures</h2>", f"<ul>{items}</ul>", "</body></html>"]

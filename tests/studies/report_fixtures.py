@@ -19,6 +19,7 @@ class FakeTrial:
     initial_metrics: dict[str, float]
     epochs: tuple[EpochMetrics, ...] = ()
     diverged_at_step: int | None = None
+    wall_time_s: float = 0.0
 
 
 def run(
@@ -34,6 +35,8 @@ def run(
     test: float | None = None,
     extra: dict[str, Any] | None = None,
     ratios: tuple[float, ...] = (),
+    test_init: float | None = None,
+    wall: float = 0.0,
 ) -> FakeTrial:
     """A trial; ``val=None`` means diverged (unless ``outcome`` says otherwise)."""
     outcome = outcome or ("diverged" if val is None else "complete")
@@ -53,9 +56,11 @@ def run(
         seed=seed,
         outcome=outcome,
         metrics=metrics,
-        initial_metrics={} if init is None else {metric: init},
+        initial_metrics=({} if init is None else {metric: init})
+        | ({} if test_init is None else {"test_" + metric.removeprefix("val_"): test_init}),
         epochs=epochs,
         diverged_at_step=5 if outcome == "diverged" else None,
+        wall_time_s=wall,
     )
 
 
@@ -98,3 +103,21 @@ def main_trials() -> list[FakeTrial]:
                 test = None if v is None else v + 0.05
                 out.append(run(opt, lr, seed, v, test=test))
     return out
+
+
+def confirm_trials(
+    seeds: tuple[int, ...] = (10, 11, 12, 13, 14),
+    vals: dict[str, tuple[float, ...]] | None = None,
+) -> list[FakeTrial]:
+    """Confirmation runs of :data:`MAIN` at each optimizer's η* (adamw 1e-2, vradam 1e-1).
+
+    Default values: adamw 0.5 on every seed, vradam 0.40, 0.42, 0.44, 0.46, 0.48 (mean 0.44);
+    test = value + 0.05.
+    """
+    vals = vals or {"adamw": (0.5,) * 5, "vradam": (0.40, 0.42, 0.44, 0.46, 0.48)}
+    lrs = {"adamw": 1e-2, "vradam": 1e-1}
+    return [
+        run(opt, lrs[opt], s, v, test=v + 0.05)
+        for opt, vs in vals.items()
+        for s, v in zip(seeds, vs, strict=True)
+    ]

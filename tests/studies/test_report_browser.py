@@ -97,3 +97,32 @@ def test_console_errors_and_blank_pages_are_detected(tmp_path: Path) -> None:
     img, log = _screenshot(page, tmp_path)
     assert any("Uncaught ReferenceError" in m for m in _console_messages(log))
     assert _color_pixels(img[80:1000], CURVE_COLORS["adamw"]) == 0
+
+
+def test_every_table_column_is_visible_without_scrolling(tmp_path: Path) -> None:
+    """No table is wider than the page (nothing hides behind a horizontal scroll bar).
+
+    A copy of the page gets a probe script (the report itself has none) that logs how many
+    tables overflow the viewport; the log line proves the probe ran.
+    """
+    spec = make_spec(tasks=("t",), opts=("adamw", "vradam", "lion", "sgd"))
+    trials = main_trials() + [
+        run(o, t.hparams["lr"], t.seed, t.metrics.get("val_loss"), test=0.5)
+        for o in ("lion", "sgd")
+        for t in main_trials()
+        if t.optimizer == "vradam"
+    ]
+    html = str(render(analyze(trials, spec), "html"))
+    probe = (
+        "<script>window.addEventListener('load',()=>{const w=window.innerWidth;"
+        "const bad=[...document.querySelectorAll('table')].filter("
+        "t=>t.getBoundingClientRect().right>w+1||t.scrollWidth>t.clientWidth+1).length;"
+        "console.log('OVERFLOWING_TABLES='+bad+' of '+document.querySelectorAll('table').length)"
+        "});</script>"
+    )
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
+    _, log = _screenshot(page, tmp_path)
+    lines = [ln for ln in _console_messages(log) if "OVERFLOWING_TABLES=" in ln]
+    assert lines, log[-2000:]
+    assert "OVERFLOWING_TABLES=0 of" in lines[0], lines[0]

@@ -29,16 +29,18 @@ def test_markdown_has_the_expected_rows(report: Report) -> None:
     assert "> **Partial report**" in md  # task u has one learning rate of four planned
     assert "## Task `t`" in md and "## Task `u`" in md
     assert (
-        "| adamw | 0.01 | 0.5 [-0.7706, 1.771] | 0.00 | 1.00 | ≥2.00 | 0.4875 | 1 | — | — | — |"
-        in md
+        "| adamw | 0.01 | 0.5 range 0.4…0.6 (search) | 0 (not reached) | 0.77 (0–2) | "
+        "2.00 (1–3) | 0.4875 range 0.425…0.55 | 1 | — | — | — |" in md
     )
-    assert "| vradam | 0.1 | 0.4 [-0.8706, 1.671] | 0.00 | 1.00 | 1.00 | 0.4 | 1 |" in md
-    assert "-0.187 [" in md and "| 56% |" in md and "-0.1 [-0.1, -0.1]" in md
-    assert "| 0.01 | **0.5 [-0.7706, 1.771]** | 0.5 [0.5, 0.5] |" in md
-    assert "| 1 | 2 [2, 2] ✕2/2 | 1.3 [-7.594, 10.19] ✕1/2 |" in md
+    assert "| vradam | 0.1 | 0.4 range 0.3…0.5 (search) | 0.89 (0–2) | 1.30 (1–3) |" in md
+    assert "-0.187 range -0.35…-0.025 | 4/1/3 | -0.1 range -0.1…-0.1 |" in md
+    assert "| 0.01 | **0.5 · 0.4, 0.6** | 0.5 · 0.5, 0.5 | 0/2 [0.00, 0.84] |" in md
+    assert "| 1 | 2 · 2, 2 | 1.3 · 0.6, 2 | 2/2 [0.16, 1.00] | 1/2 [0.01, 0.99] |" in md
+    assert "| vradam | 0.1 (vs 0.01) | search, n=2 | test_loss: -0.1 range -0.1…-0.1 |" in md
     assert "| 1 | 0.9 |" in md  # vradam's effective LR at η* on task u, epoch 1
-    assert "## Aggregate across tasks" in md and "| vradam | 2 |" in md
-    assert "- Pruning: off" in md and "- Seeds: 0, 1" in md
+    assert "## Across tasks" in md and "at least 3, so none is shown" in md
+    assert "## Methods" in md and "- **Scoring rule**: every run is scored min(ℓ, ℓ0)" in md
+    assert "## Legend" in md and "- Pruning: off" in md and "- Seeds: 0, 1" in md
 
 
 def test_json_is_valid_and_round_trips(report: Report) -> None:
@@ -55,7 +57,8 @@ def test_png_and_svg_are_valid_images(report: Report) -> None:
     img = Image.open(io.BytesIO(png))
     img.verify()
     w, h = Image.open(io.BytesIO(png)).size
-    assert (w, h) == (1144, 880)  # 2 task columns x 2 rows (curves, effective LR), 110 dpi
+    # 2 task columns; rows: curves, failure strip, effective LR (110 dpi)
+    assert (w, h) == (1144, 981)
     svg = render(report, "svg")
     assert isinstance(svg, bytes) and b"<svg" in svg[:2000] and svg.rstrip().endswith(b"</svg>")
     assert render(report, "svg") == svg  # deterministic
@@ -73,8 +76,9 @@ def test_html_is_self_contained(report: Report) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
     assert "<script" not in html and "@import" not in html
     assert 'src="data:image/svg+xml;base64,' in html
-    assert "<table>" in html and "<strong>0.5 [-0.7706, 1.771]</strong>" in html
-    assert "Partial report" in html
+    assert "<table>" in html and "<strong>0.5 · 0.4, 0.6</strong>" in html
+    assert "Partial report" in html and "<h2>Legend</h2>" in html and "<h2>Methods</h2>" in html
+    assert "overflow-x" not in html and "nowrap" not in html  # every column stays visible
 
 
 def test_write_report_and_unknown_format(report: Report, tmp_path: Path) -> None:

@@ -69,6 +69,8 @@ def test_build_report_from_the_sql_store(store: SQLStore) -> None:
     assert adamw.curve[3].diverged_seeds == [0, 1]
     assert vradam.paired is not None and vradam.paired.overall is not None
     assert vradam.paired.overall.mean_diff == pytest.approx(-0.1875)
+    assert vradam.headline is not None and vradam.headline.diff.values == pytest.approx([-0.1] * 2)
+    assert rep.tasks[0].l0_test == 2.0  # the test metric's initial value, per seed
     assert vradam.effective_lr[0].mean_ratio == pytest.approx([0.9, 0.8])
     assert "| vradam | 0.1 |" in render(rep, "md")
 

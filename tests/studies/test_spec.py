@@ -225,3 +225,22 @@ def test_executor_rules() -> None:
         )
     )
     assert ok.executor.resources_per_trial.gpu == 0.25
+
+
+def test_analysis_and_confirmation_default_off_and_keep_old_definitions_valid() -> None:
+    s = parse_spec(spec())
+    assert s.analysis.lr_range is None and s.confirmation is None
+    assert s.to_dict()["analysis"] == {"lr_range": None} and s.to_dict()["confirmation"] is None
+    both = parse_spec(spec(analysis={"lr_range": [1e-3, 0.1]}, confirmation={"seeds": [10, 11]}))
+    assert both.analysis.lr_range == (1e-3, 0.1) and both.confirmation is not None
+    assert both.confirmation.seeds == [10, 11]
+    assert load_spec(both.to_dict()) == both  # round-trips through the stored dict
+
+
+def test_analysis_and_confirmation_errors_name_their_field_paths() -> None:
+    assert "disjoint" in errors_of(spec(confirmation={"seeds": [1, 7]}))["confirmation.seeds"]
+    assert "unique" in errors_of(spec(confirmation={"seeds": [7, 7]}))["confirmation.seeds"]
+    assert "confirmation.seeds" in errors_of(spec(confirmation={"seeds": []}))
+    assert "confirmation.extra" in errors_of(spec(confirmation={"seeds": [5], "extra": 1}))
+    assert "0 < lo < hi" in errors_of(spec(analysis={"lr_range": [0.1, 1e-3]}))["analysis.lr_range"]
+    assert "analysis.lr_range" in errors_of(spec(analysis={"lr_range": [0.0, 1.0]}))
