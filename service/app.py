@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from service.api.routes import catalog, health, reports, studies, trials
 from service.errors import install_error_handlers
+from service.middleware import BodySizeLimit
 from service.schemas import API_PREFIX
 from service.settings import Settings
 from studies.store import Store, open_store
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if store is not None:
         app.state.store = store
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router, include_in_schema=False)
     for module in (studies, trials, reports, catalog, health):
         app.include_router(module.router, prefix=API_PREFIX)

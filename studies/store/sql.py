@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from labcore.errors import ConflictError, NotFoundError, StoreError
 from studies.store import convert
@@ -203,20 +203,48 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
             return convert.study(self._study_row(s, study_id))
 
     def list_studies(
-        self, status: StudyStatus | str | None = None, limit: int = 50, offset: int = 0
+        self,
+        status: StudyStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        with_spec: bool = True,
     ) -> tuple[list[StudyRecord], int]:
-        """Return studies newest first and their total count."""
+        """Return studies newest first and their total count (two queries)."""
         where = [] if status is None else [StudyRow.status == StudyStatus(status).value]
+        stmt = sa.select(StudyRow).where(*where)
+        if not with_spec:
+            stmt = stmt.options(defer(StudyRow.spec, raiseload=True))
         with self._session() as s:
             total = s.scalar(sa.select(sa.func.count()).select_from(StudyRow).where(*where)) or 0
             rows = s.scalars(
-                sa.select(StudyRow)
-                .where(*where)
-                .order_by(StudyRow.created_at.desc(), StudyRow.id)
-                .limit(limit)
-                .offset(offset)
+                stmt.order_by(StudyRow.created_at.desc(), StudyRow.id).limit(limit).offset(offset)
             ).all()
-            return [convert.study(r) for r in rows], total
+            return [convert.study(r, with_spec=with_spec) for r in rows], total
+
+    def study_details(
+        self, study_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]:
+        """Return every study's cells and outcome counts in two queries."""
+        ids = list(dict.fromkeys(study_ids))
+        out: dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]] = {
+            sid: ([], {}) for sid in ids
+        }
+        if not ids:
+            return out
+        with self._session() as s:
+            cells = s.scalars(
+                sa.select(CellRow).where(CellRow.study_id.in_(ids)).order_by(CellRow.id)
+            ).all()
+            for c in cells:
+                out[c.study_id][0].append(convert.cell(c))
+            for study_id, cell_id, outcome, n in s.execute(
+                sa.select(TrialRow.study_id, TrialRow.cell_id, TrialRow.outcome, sa.func.count())
+                .where(TrialRow.study_id.in_(ids))
+                .group_by(TrialRow.study_id, TrialRow.cell_id, TrialRow.outcome)
+            ):
+                out[study_id][1].setdefault(cell_id, {})[outcome] = int(n)
+        return out
 
     def set_status(
         self, study_id: str, status: StudyStatus | str, error: str | None = None
