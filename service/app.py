@@ -34,6 +34,16 @@ unless the server runs in local mode on 127.0.0.1. Every error has the body
 `{"error": {"code", "message", "fields": [{"path", "message"}]}}`.
 """
 
+# A complete, valid definition (seconds to run): the docs' and the fuzzer's example.
+EXAMPLE_STUDY: dict[str, Any] = {
+    "name": "quadratic-example",
+    "tasks": [{"name": "quadratic", "budget": {"epochs": 2}}],
+    "optimizers": [{"name": "adamw"}, {"name": "vradam"}],
+    "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
+    "sampler": {"name": "grid", "points": {"lr": 3}},
+    "seeds": [0, 1],
+}
+
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """Build the API.
@@ -110,7 +120,12 @@ def _openapi_with_spec(app: FastAPI) -> Any:
         post = schema["paths"][f"{API_PREFIX}/studies"]["post"]
         post["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StudySpec"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/StudySpec"},
+                    "example": EXAMPLE_STUDY,
+                }
+            },
         }
         app.openapi_schema = schema
         return schema
