@@ -114,6 +114,35 @@ class Store(abc.ABC):
         """
         return {sid: (self.list_cells(sid), self.outcome_counts(sid)) for sid in study_ids}
 
+    def study_page(
+        self,
+        status: StudyStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        with_spec: bool = True,
+    ) -> tuple[
+        list[StudyRecord], int, dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]
+    ]:
+        """Return :meth:`list_studies` and :meth:`study_details` of its page together.
+
+        Implementations should read them in one transaction with a fixed number of queries.
+        """
+        records, total = self.list_studies(status, limit, offset, with_spec=with_spec)
+        return records, total, self.study_details([r.id for r in records])
+
+    def study_with_details(
+        self, study_id: str
+    ) -> tuple[StudyRecord, list[CellRecord], dict[int, dict[str, int]]]:
+        """Return one study with its cells and outcome counts.
+
+        Raises:
+            NotFoundError: No study has this id.
+        """
+        record = self.get_study(study_id)
+        cells, counts = self.study_details([study_id])[study_id]
+        return record, cells, counts
+
     @abc.abstractmethod
     def set_status(
         self, study_id: str, status: StudyStatus | str, error: str | None = None

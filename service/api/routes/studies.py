@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from labcore.errors import SpecError
@@ -31,9 +32,7 @@ def study_view(store: Store, study_id: str) -> StudyOut:
     Raises:
         NotFoundError: No such study.
     """
-    record = store.get_study(study_id)
-    cells, counts = store.study_details([study_id])[study_id]
-    return StudyOut.from_records(record, cells, counts)
+    return StudyOut.from_records(*store.study_with_details(study_id))
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -100,7 +99,17 @@ async def submit_study(
     return view
 
 
-@router.get("", summary="List studies", dependencies=[ReadAccess])
+def json_response(model: BaseModel) -> Response:
+    """Serialise an already validated view once (FastAPI would validate it again)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.get(
+    "",
+    summary="List studies",
+    dependencies=[ReadAccess],
+    response_model=Page[StudyOut],
+)
 def list_studies(
     store: StoreDep,
     status_: Annotated[
@@ -112,19 +121,18 @@ def list_studies(
         Literal["spec"] | None,
         Query(description="`spec`: also return each study's definition (large)."),
     ] = None,
-) -> Page[StudyOut]:
+) -> Response:
     """Return a page of studies, newest first, without their definitions unless asked.
 
     A constant number of queries whatever the page size: the page, its total, and the
     cells and outcome counts of every study on it.
     """
     with_spec = include == "spec"
-    records, total = store.list_studies(
+    records, total, details = store.study_page(
         status=status_, limit=limit, offset=offset, with_spec=with_spec
     )
-    details = store.study_details([r.id for r in records])
     items = [StudyOut.from_records(r, *details[r.id], include_spec=with_spec) for r in records]
-    return Page[StudyOut](items=items, total=total, limit=limit, offset=offset)
+    return json_response(Page[StudyOut](items=items, total=total, limit=limit, offset=offset))
 
 
 @router.get(
@@ -132,14 +140,15 @@ def list_studies(
     summary="One study: definition, status, progress per cell, timings, counts",
     dependencies=[ReadAccess],
     responses=error_responses(404),
+    response_model=StudyOut,
 )
-def get_study(study_id: StudyId, store: StoreDep) -> StudyOut:
+def get_study(study_id: StudyId, store: StoreDep) -> Response:
     """Return the study.
 
     Raises:
         NotFoundError: No such study (404).
     """
-    return study_view(store, study_id)
+    return json_response(study_view(store, study_id))
 
 
 @router.post(
