@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint format demo bench clean
+.PHONY: install test test-setup test-fast lint format demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The whole suite, slow tests included (they fit CI's budget).
-test: lint
+# The whole suite, slow tests included (they fit CI's budget). scripts/test-setup.sh starts
+# PostgreSQL, installs chromium and clears a stale Ray session first: nothing to do by hand.
+test: lint test-setup
 	$(PY) -m pytest -q
+
+test-setup:
+	./scripts/test-setup.sh
 
 # The default quick loop while developing.
 test-fast: $(STAMP)

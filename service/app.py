@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from service.api.routes import catalog, health, reports, studies, trials
 from service.errors import install_error_handlers
+from service.middleware import BodySizeLimit
 from service.schemas import API_PREFIX
 from service.settings import Settings
 from studies.store import Store, open_store
@@ -32,6 +33,16 @@ Authentication: `Authorization: Bearer <token>` with a token from
 unless the server runs in local mode on 127.0.0.1. Every error has the body
 `{"error": {"code", "message", "fields": [{"path", "message"}]}}`.
 """
+
+# A complete, valid definition (seconds to run): the docs' and the fuzzer's example.
+EXAMPLE_STUDY: dict[str, Any] = {
+    "name": "quadratic-example",
+    "tasks": [{"name": "quadratic", "budget": {"epochs": 2}}],
+    "optimizers": [{"name": "adamw"}, {"name": "vradam"}],
+    "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
+    "sampler": {"name": "grid", "points": {"lr": 3}},
+    "seeds": [0, 1],
+}
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -74,6 +85,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if store is not None:
         app.state.store = store
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router, include_in_schema=False)
     for module in (studies, trials, reports, catalog, health):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -108,7 +120,12 @@ def _openapi_with_spec(app: FastAPI) -> Any:
         post = schema["paths"][f"{API_PREFIX}/studies"]["post"]
         post["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StudySpec"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/StudySpec"},
+                    "example": EXAMPLE_STUDY,
+                }
+            },
         }
         app.openapi_schema = schema
         return schema

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from labcore.errors import AuthenticationError, PermissionDeniedError
-from service.settings import Settings
+from service.settings import Settings, is_loopback
 from studies.store import Store
 from studies.store.records import TokenRecord
 
@@ -63,16 +63,34 @@ def has_scope(token: TokenRecord, scope: str) -> bool:
     return scope in token.scopes or (scope == READ and WRITE in token.scopes)
 
 
-def require_read(store: StoreDep, settings: SettingsDep, credentials: Credentials) -> None:
+def loopback_host_header(request: Request) -> bool:
+    """Return whether the request's ``Host`` header names this machine.
+
+    A page on another site that rebinds its DNS name to 127.0.0.1 reaches a local server,
+    but its requests carry that site's name in ``Host``: they are treated as remote.
+    """
+    host = request.headers.get("host", "").strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:  # 127.0.0.1:8000, localhost:8000
+        host = host.split(":", 1)[0]
+    return bool(host) and is_loopback(host)
+
+
+def require_read(
+    request: Request, store: StoreDep, settings: SettingsDep, credentials: Credentials
+) -> None:
     """Allow a read: open in local mode on loopback, else a token with ``read``.
 
+    Local mode opens reads only when the server is bound to a loopback address and the
+    request's ``Host`` header names a loopback address too (a DNS-rebinding defence).
     A token sent in local mode is still checked, so a revoked one is refused everywhere.
 
     Raises:
         AuthenticationError: The token is missing (outside local mode), unknown or revoked.
         PermissionDeniedError: The token has neither ``read`` nor ``write``.
     """
-    if settings.open_reads and credentials is None:
+    if settings.open_reads and credentials is None and loopback_host_header(request):
         return
     token = authenticate(store, credentials)
     if not has_scope(token, READ):

@@ -442,12 +442,13 @@ def _spec_body(spec: str | Path | Mapping[str, Any] | BaseModel) -> dict[str, An
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidRequest(f"cannot read {path}: {exc.strerror}", code="invalid") from exc
-    import yaml
+    from studies.spec import check_shape, parse_text
 
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidRequest(f"cannot parse {path}: {exc}", code="invalid") from exc
+    try:  # bounded nesting: a nesting bomb is an error, not a RecursionError
+        data = json.loads(text) if path.suffix.lower() == ".json" else parse_text(text)
+        check_shape(data)
+    except (ValueError, RecursionError, LabError) as exc:
+        raise InvalidRequest(f"cannot parse {path}: {exc}", code="invalid") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"{path} must hold a mapping, not {type(data).__name__}")
     return data

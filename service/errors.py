@@ -51,6 +51,7 @@ CODE_BY_STATUS: dict[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     422: "invalid",
     500: "internal_error",
     503: "store_unavailable",
@@ -163,6 +164,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token lacks the scope this request needs.",
         404: "No such resource.",
         409: "The request conflicts with the resource's state.",
+        413: "The request body is larger than the server's limit (VRADAM_LAB_MAX_BODY_BYTES).",
         422: "Invalid input; `fields` names each problem's path.",
         503: "The database is unreachable.",
     }

@@ -86,7 +86,10 @@ class StudyOut(BaseModel):
     id: str
     name: str
     status: StudyStatus
-    spec: dict[str, Any]
+    spec: dict[str, Any] | None = Field(
+        default=None,
+        description="The definition; in listings only with `?include=spec`.",
+    )
     cancel_requested: bool = False
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
@@ -109,8 +112,9 @@ class StudyOut(BaseModel):
         counts: Mapping[int, Mapping[str, int]] | None = None,
         *,
         now: datetime | None = None,
+        include_spec: bool = True,
     ) -> StudyOut:
-        """Build the API view of a study from the store's records."""
+        """Build the API view of a study from the store's records (``spec`` if asked)."""
         counts = counts or {}
         cell_views: list[CellProgress] = []
         totals: dict[str, int] = {}
@@ -138,7 +142,7 @@ class StudyOut(BaseModel):
             id=study.id,
             name=study.name,
             status=study.status,
-            spec=study.spec,
+            spec=study.spec if include_spec else None,
             cancel_requested=study.cancel_requested,
             worker_id=study.worker_id,
             lease_expires_at=study.lease_expires_at,

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from studies.limits import Limits
     from studies.trust import Trust
 
 DEFAULT_HOST = "127.0.0.1"
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
         data_root: The folder studies' ``data_dir`` names are resolved under.
         plugins: Comma-separated optimizer import strings (``pkg.mod:Class``) that
             submitted studies may name; empty: registered optimizers only.
+        max_body_bytes: Largest request body; a larger one gets 413 before it is read.
+        max_trials_per_study, max_grid_points_per_dimension, max_grid_points_total,
+        max_seeds, max_epochs, max_steps_per_epoch, max_retries, max_concurrent,
+        max_definition_bytes: The study limits (:class:`studies.limits.Limits`) that
+            ``POST /v1/studies`` applies (422 naming the field and the limit).
+        task_option_max: ``{task: {option: largest value}}``, merged over the defaults
+            (JSON in ``VRADAM_LAB_TASK_OPTION_MAX``).
     """
 
     model_config = SettingsConfigDict(env_prefix="VRADAM_LAB_", extra="ignore")
@@ -67,6 +75,17 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     data_root: Path = Path("data")
     plugins: str = ""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_trials_per_study: int = Field(default=10_000, ge=1)
+    max_grid_points_per_dimension: int = Field(default=1_000, ge=1)
+    max_grid_points_total: int = Field(default=10_000, ge=1)
+    max_seeds: int = Field(default=100, ge=1)
+    max_epochs: int = Field(default=10_000, ge=1)
+    max_steps_per_epoch: int = Field(default=1_000_000, ge=1)
+    max_retries: int = Field(default=10, ge=0)
+    max_concurrent: int = Field(default=1_024, ge=1)
+    max_definition_bytes: int = Field(default=256 * 1024, ge=1)
+    task_option_max: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
@@ -92,6 +111,27 @@ class Settings(BaseSettings):
     def open_reads(self) -> bool:
         """Whether reads are served without a token (local mode on a loopback address)."""
         return self.local_mode and is_loopback(self.host)
+
+    @property
+    def limits(self) -> Limits:
+        """The study limits these settings configure."""
+        from studies.limits import DEFAULT_TASK_OPTION_MAX, Limits
+
+        options = {k: dict(v) for k, v in DEFAULT_TASK_OPTION_MAX.items()}
+        for task, bounds in self.task_option_max.items():
+            options.setdefault(task, {}).update(bounds)
+        return Limits(
+            trials_per_study=self.max_trials_per_study,
+            grid_points_per_dimension=self.max_grid_points_per_dimension,
+            grid_points_total=self.max_grid_points_total,
+            seeds=self.max_seeds,
+            epochs=self.max_epochs,
+            steps_per_epoch=self.max_steps_per_epoch,
+            max_retries=self.max_retries,
+            max_concurrent=self.max_concurrent,
+            definition_bytes=self.max_definition_bytes,
+            task_option_max=options,
+        )
 
     @property
     def base_url(self) -> str:

@@ -28,3 +28,17 @@ def ray_cluster() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[object]:
+    """A private PostgreSQL cluster (initdb + pg_ctl, free port, temp dir), stopped at the end.
+
+    For tests that stop and restart the server; never the shared one on 5432.
+    """
+    from tests.pgcluster import pg_cluster, server_bin
+
+    if server_bin() is None:
+        pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql")
+    with pg_cluster() as cluster:
+        yield cluster

@@ -39,19 +39,35 @@ def _log_setup() -> None:
 
 def serve(
     db: DbOption = None,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default: VRADAM_LAB_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port, 0 for any free one (default: VRADAM_LAB_PORT or 8000)."),
+    ] = None,
     local: Annotated[
-        bool, typer.Option(help="Serve reads without a token (only on 127.0.0.1).")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--local/--no-local",
+            help="Serve reads without a token, only on a loopback address "
+            "(default: VRADAM_LAB_LOCAL_MODE, else on).",
+        ),
+    ] = None,
     worker: Annotated[bool, typer.Option(help="Run one in-process worker.")] = True,
     lease_seconds: LeaseOption = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
 ) -> None:
-    """Start the API and one in-process worker (SQLite file by default, 127.0.0.1)."""
+    """Start the API and one in-process worker (SQLite file by default, 127.0.0.1).
+
+    Options left out fall back to the ``VRADAM_LAB_*`` settings; local mode is on unless
+    ``--no-local`` or ``VRADAM_LAB_LOCAL_MODE=false`` turns it off.
+    """
     from service.embedded import serve as run_serve
 
     _log_setup()
+    if local is None and not _env_set("VRADAM_LAB_LOCAL_MODE"):
+        local = True
     settings = _settings(
         db_url=db_url(db),
         host=host,
@@ -66,6 +82,13 @@ def serve(
         except RuntimeError as e:  # e.g. the port is taken
             err_console.print(f"[red]error:[/] {e}")
             raise typer.Exit(1) from None
+
+
+def _env_set(name: str) -> bool:
+    """Whether an environment variable is set (case-insensitively, as pydantic-settings reads)."""
+    import os
+
+    return any(k.upper() == name for k in os.environ)
 
 
 def worker(

@@ -90,9 +90,58 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_studies(
-        self, status: StudyStatus | str | None = None, limit: int = 50, offset: int = 0
+        self,
+        status: StudyStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        with_spec: bool = True,
     ) -> tuple[list[StudyRecord], int]:
-        """Return studies (newest first), optionally of one status, and their total count."""
+        """Return studies (newest first), optionally of one status, and their total count.
+
+        With ``with_spec=False`` the definitions are not read (each record's ``spec`` is
+        empty): what a listing needs, without moving every definition over the wire.
+        """
+
+    def study_details(
+        self, study_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]:
+        """Return ``{study_id: (cells, outcome counts)}`` for many studies at once.
+
+        The result for each id equals ``(list_cells(id), outcome_counts(id))``; unknown ids
+        get empty entries. Implementations should answer with a number of queries that
+        does not grow with ``len(study_ids)`` (this default one does not).
+        """
+        return {sid: (self.list_cells(sid), self.outcome_counts(sid)) for sid in study_ids}
+
+    def study_page(
+        self,
+        status: StudyStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        with_spec: bool = True,
+    ) -> tuple[
+        list[StudyRecord], int, dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]
+    ]:
+        """Return :meth:`list_studies` and :meth:`study_details` of its page together.
+
+        Implementations should read them in one transaction with a fixed number of queries.
+        """
+        records, total = self.list_studies(status, limit, offset, with_spec=with_spec)
+        return records, total, self.study_details([r.id for r in records])
+
+    def study_with_details(
+        self, study_id: str
+    ) -> tuple[StudyRecord, list[CellRecord], dict[int, dict[str, int]]]:
+        """Return one study with its cells and outcome counts.
+
+        Raises:
+            NotFoundError: No study has this id.
+        """
+        record = self.get_study(study_id)
+        cells, counts = self.study_details([study_id])[study_id]
+        return record, cells, counts
 
     @abc.abstractmethod
     def set_status(

@@ -13,12 +13,12 @@ from studies.store.models import CellRow, EpochRow, StudyRow, TokenRow, TrialRow
 from studies.store.records import CellRecord, StudyRecord, StudyStatus, TokenRecord, TrialRecord
 
 
-def study(r: StudyRow) -> StudyRecord:
-    """Row -> record."""
+def study(r: StudyRow, *, with_spec: bool = True) -> StudyRecord:
+    """Row -> record (``with_spec=False``: the spec column was not loaded; ``spec`` is empty)."""
     return StudyRecord(
         id=r.id,
         name=r.name,
-        spec=dict(r.spec or {}),
+        spec=dict(r.spec or {}) if with_spec else {},
         status=StudyStatus(r.status),
         created_at=r.created_at,
         started_at=r.started_at,

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from labcore.errors import ConflictError, NotFoundError, StoreError
 from studies.store import convert
@@ -203,20 +203,87 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
             return convert.study(self._study_row(s, study_id))
 
     def list_studies(
-        self, status: StudyStatus | str | None = None, limit: int = 50, offset: int = 0
+        self,
+        status: StudyStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        with_spec: bool = True,
     ) -> tuple[list[StudyRecord], int]:
-        """Return studies newest first and their total count."""
-        where = [] if status is None else [StudyRow.status == StudyStatus(status).value]
+        """Return studies newest first and their total count (two queries)."""
         with self._session() as s:
-            total = s.scalar(sa.select(sa.func.count()).select_from(StudyRow).where(*where)) or 0
-            rows = s.scalars(
-                sa.select(StudyRow)
-                .where(*where)
-                .order_by(StudyRow.created_at.desc(), StudyRow.id)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-            return [convert.study(r) for r in rows], total
+            return self._list_studies(s, status, limit, offset, with_spec)
+
+    def _list_studies(
+        self,
+        s: Session,
+        status: StudyStatus | str | None,
+        limit: int,
+        offset: int,
+        with_spec: bool,
+    ) -> tuple[list[StudyRecord], int]:
+        where = [] if status is None else [StudyRow.status == StudyStatus(status).value]
+        stmt = sa.select(StudyRow).where(*where)
+        if not with_spec:
+            stmt = stmt.options(defer(StudyRow.spec, raiseload=True))
+        total = s.scalar(sa.select(sa.func.count()).select_from(StudyRow).where(*where)) or 0
+        rows = s.scalars(
+            stmt.order_by(StudyRow.created_at.desc(), StudyRow.id).limit(limit).offset(offset)
+        ).all()
+        return [convert.study(r, with_spec=with_spec) for r in rows], total
+
+    def study_details(
+        self, study_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]:
+        """Return every study's cells and outcome counts in two queries."""
+        with self._session() as s:
+            return self._study_details(s, study_ids)
+
+    def _study_details(
+        self, s: Session, study_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]:
+        ids = list(dict.fromkeys(study_ids))
+        out: dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]] = {
+            sid: ([], {}) for sid in ids
+        }
+        if not ids:
+            return out
+        cells = s.scalars(
+            sa.select(CellRow).where(CellRow.study_id.in_(ids)).order_by(CellRow.id)
+        ).all()
+        for c in cells:
+            out[c.study_id][0].append(convert.cell(c))
+        for study_id, cell_id, outcome, n in s.execute(
+            sa.select(TrialRow.study_id, TrialRow.cell_id, TrialRow.outcome, sa.func.count())
+            .where(TrialRow.study_id.in_(ids))
+            .group_by(TrialRow.study_id, TrialRow.cell_id, TrialRow.outcome)
+        ):
+            out[study_id][1].setdefault(cell_id, {})[outcome] = int(n)
+        return out
+
+    def study_page(
+        self,
+        status: StudyStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        with_spec: bool = True,
+    ) -> tuple[
+        list[StudyRecord], int, dict[str, tuple[list[CellRecord], dict[int, dict[str, int]]]]
+    ]:
+        """Return a page of studies, the total and their details: one transaction, 4 queries."""
+        with self._session() as s:
+            records, total = self._list_studies(s, status, limit, offset, with_spec)
+            return records, total, self._study_details(s, [r.id for r in records])
+
+    def study_with_details(
+        self, study_id: str
+    ) -> tuple[StudyRecord, list[CellRecord], dict[int, dict[str, int]]]:
+        """Return one study, its cells and counts: one transaction, 3 queries."""
+        with self._session() as s:
+            record = convert.study(self._study_row(s, study_id))
+            cells, counts = self._study_details(s, [study_id])[study_id]
+            return record, cells, counts
 
     def set_status(
         self, study_id: str, status: StudyStatus | str, error: str | None = None

@@ -24,8 +24,10 @@ def tokens(sqlite_store: Store) -> dict[str, str | None]:
     return {NONE: None, BAD: "vrl_not-a-real-token", REVOKED: revoked, READ: read, WRITE: write}
 
 
-def make_client(store: Store, **settings: object) -> TestClient:
-    return TestClient(create_app(Settings(db_url=store.url, **settings), store))
+def make_client(
+    store: Store, base_url: str = "http://testserver", **settings: object
+) -> TestClient:
+    return TestClient(create_app(Settings(db_url=store.url, **settings), store), base_url=base_url)
 
 
 @pytest.fixture
@@ -96,7 +98,9 @@ def test_last_used_is_recorded(remote: TestClient, tokens: dict[str, str | None]
 
 
 def test_local_mode_on_loopback(sqlite_store: Store, tokens: dict[str, str | None]) -> None:
-    with make_client(sqlite_store, host="127.0.0.1", local_mode=True) as local:
+    with make_client(
+        sqlite_store, base_url="http://127.0.0.1:8000", host="127.0.0.1", local_mode=True
+    ) as local:
         assert call(local, None, "GET", "/v1/studies") == 200
         assert call(local, None, "GET", "/v1/catalog/optimizers") == 200
         assert call(local, None, "POST", "/v1/studies", json=quadratic_spec()) == 401
@@ -110,6 +114,27 @@ def test_local_mode_on_loopback(sqlite_store: Store, tokens: dict[str, str | Non
 def test_local_mode_needs_loopback(sqlite_store: Store, host: str) -> None:
     with make_client(sqlite_store, host=host, local_mode=True) as client:
         assert call(client, None, "GET", "/v1/studies") == 401
+
+
+@pytest.mark.parametrize(
+    ("host_header", "status"),
+    [
+        ("127.0.0.1:8000", 200),
+        ("localhost:8000", 200),
+        ("[::1]:8000", 200),
+        ("localhost", 200),
+        ("evil.example:8000", 401),  # a DNS-rebinding page: its own name in Host
+        ("127.0.0.1.evil.example", 401),
+        ("[::1", 401),
+        ("", 401),
+    ],
+)
+def test_local_mode_needs_loopback_host_header(
+    sqlite_store: Store, host_header: str, status: int
+) -> None:
+    with make_client(sqlite_store, host="127.0.0.1", local_mode=True) as client:
+        r = client.get("/v1/studies", headers={"Host": host_header})
+        assert r.status_code == status, r.text
 
 
 def test_tokens_never_logged(

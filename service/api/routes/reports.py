@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from service.auth import ReadAccess, StoreDep
 from service.errors import error_responses
+from service.params import StudyId
 
 router = APIRouter(
     prefix="/studies/{study_id}/report",
@@ -65,7 +66,7 @@ def render_report(store: Any, study_id: str, fmt: ReportFormat, baseline: str) -
     responses={200: {"description": "The rendered report.", "content": _CONTENT}},
 )
 def get_report(
-    study_id: str,
+    study_id: StudyId,
     store: StoreDep,
     format: Annotated[ReportFormat, Query(description="Output format.")] = ReportFormat.JSON,
     baseline: Annotated[str, Query(description="Optimizer the others are compared with.")] = (

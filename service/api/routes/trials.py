@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from labcore.outcomes import Outcome
 from service.auth import ReadAccess, StoreDep
 from service.errors import error_responses
+from service.params import CellIdQuery, Offset, StudyId, TrialId
 from service.schemas import Page, TrialOut
 
 router = APIRouter(
@@ -22,12 +23,12 @@ router = APIRouter(
 
 @router.get("", summary="List a study's trials")
 def list_trials(
-    study_id: str,
+    study_id: StudyId,
     store: StoreDep,
-    cell_id: Annotated[int | None, Query(description="Only this cell's trials.")] = None,
+    cell_id: CellIdQuery = None,
     outcome: Annotated[Outcome | None, Query(description="Only trials with this outcome.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[TrialOut]:
     """Return a page of the study's trials, oldest first.
 
@@ -48,7 +49,7 @@ def list_trials(
 
 
 @router.get("/{trial_id}", summary="One trial with its per-epoch metrics")
-def get_trial(study_id: str, trial_id: int, store: StoreDep) -> TrialOut:
+def get_trial(study_id: StudyId, trial_id: TrialId, store: StoreDep) -> TrialOut:
     """Return one trial of the study, epochs included.
 
     Raises:
