@@ -24,14 +24,15 @@ from typing import Any
 
 import optuna
 
-from labcore.errors import ConflictError, StoreError
+from labcore.errors import ConflictError
 from labcore.outcomes import Outcome
-from labcore.results import TrialResult
 from studies.cells import Cell, WorkItem, n_planned, optuna_study_name
+from studies.confirmation import n_confirmation, run_confirmations
+from studies.recording import record_result
 from studies.spec import StudySpec
 from studies.store import CellRecord, Store, StudyRecord, StudyStatus, TrialRecord
 from studies.store.sql import engine_kwargs
-from workers.executors.base import Executor, TrialOutcome, TrialRequest
+from workers.executors.base import Executor, TrialOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def _run_cells(
     state = {c.record.id: _cell_state(store, record.id, c) for c in cells}
     for c in cells:
         c.prepare(state[c.record.id][0])
-    total = sum(c.record.n_planned for c in cells)
+    total = sum(c.record.n_planned for c in cells) + n_confirmation(spec, len(cells))
     best: list[Any] = [None, None]  # value, cell label
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
     for c in cells:
@@ -247,6 +248,8 @@ def _run_cells(
             c.abandon()
         if n_wave == 0 and not stop():
             raise RuntimeError(f"executor {executor.name!r} returned no results")
+    if not stop():  # the search is done: confirm each cell's η* on fresh seeds
+        n_run += run_confirmations(spec, store, executor, cells, stop, emit)
     return n_run
 
 
@@ -264,7 +267,7 @@ def _handle(
     value = cell.objective_value(result)
     number = cell.trial_number(req.key)
     try:
-        rec = _record(store, req, result, value, number, stop)
+        rec = record_result(store, req, result, value, number, stop)
     except ConflictError:
         logger.warning("trial %s of cell %d was already finished elsewhere", req.key, req.cell_id)
         cell.tell(req.key, None, None)  # whoever recorded it tells Optuna its own trial
@@ -277,37 +280,6 @@ def _handle(
     elif result.error:
         logger.warning("trial %s failed (attempt %d): %s", req.key, rec.attempts, result.error)
     return rec
-
-
-def _record(
-    store: Store,
-    req: TrialRequest,
-    result: TrialResult,
-    value: float | None,
-    number: int | None,
-    stop: Callable[[], bool],
-) -> TrialRecord:
-    """Record a finished trial, retrying while the database is briefly unreachable.
-
-    A finished result is worth keeping: the retries go on until the run is asked to stop
-    (which a lost lease does, after ``lease_seconds`` without a renewal).
-
-    Raises:
-        StoreError: The database did not answer before the run was stopped.
-        ConflictError: Another process recorded this key first.
-    """
-    delay = 0.1
-    while True:
-        try:
-            return store.record_trial(
-                req.cell_id, req.key, req.hparams, req.seed, result, value, number
-            )
-        except StoreError as e:
-            if stop():
-                raise
-            logger.warning("recording trial %s failed (%s); retrying in %.1f s", req.key, e, delay)
-            time.sleep(delay)
-            delay = min(2 * delay, 2.0)
 
 
 def _finished_elsewhere(
@@ -355,13 +327,14 @@ def summarize(
     counts = store.outcome_counts(study_id)
     sign = 1.0 if spec.objective.direction == "minimize" else -1.0
     cell_records = store.list_cells(study_id)
+    search_seeds = set(spec.seeds)  # confirmation runs are reported apart
     cells = []
     for cell in cell_records:
         records, _ = store.list_trials(study_id, cell_id=cell.id, limit=10**9)
         groups: dict[str, list[float]] = defaultdict(list)
         configs: dict[str, dict[str, Any]] = {}
         for r in records:
-            if r.outcome.scored and r.value is not None:
+            if r.outcome.scored and r.value is not None and r.seed in search_seeds:
                 cfg = repr(sorted(r.hparams.items()))
                 groups[cfg].append(r.value)
                 configs[cfg] = r.hparams

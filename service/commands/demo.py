@@ -29,12 +29,14 @@ DEMO_OUT = Path("reports") / "demo"
 
 
 def result_table(report: Report) -> Table:
-    """One row per (task, optimizer): η*, ℓ* ± 95% half-width, basin width, divergence, wins.
+    """One row per (task, optimizer): η*, ℓ* with its interval, basin width, divergence, wins.
 
     ``diverges`` is the smallest learning rate where half the seeds diverged; ``W(0.1)``
     is the basin width in decades of learning rate (``+``: it reaches the
     grid's edge, so the true width is larger); ``win rate`` is the paired share of
-    (learning rate, seed) pairs where the optimizer beat the baseline.
+    (learning rate, seed) pairs where the optimizer beat the baseline, ties left out
+    (empty when every pair tied). The interval after ℓ* is a 95% t interval over seeds
+    from 5 seeds up, and the seeds' range ``[min, max]`` below that.
     """
     table = Table(
         title=f"learning-rate robustness ({report.metric}, {report.direction}; "
@@ -52,7 +54,8 @@ def result_table(report: Report) -> Table:
             if o.best is not None:
                 best = f"{o.best.mean:.4g}"
                 if o.best.lo is not None and o.best.hi is not None:
-                    best += f"±{(o.best.hi - o.best.lo) / 2:.2g}"
+                    label = "range " if o.best.kind == "range" else ""
+                    best += f" [{label}{o.best.lo:.3g}, {o.best.hi:.3g}]"
             basin = next((b for b in o.basins if abs(b.delta - 0.1) < 1e-9), None)
             width = f"{basin.width:.2f}{'+' if basin.open_ended else ''}" if basin else ""
             overall = o.paired.overall if o.paired else None
@@ -63,7 +66,9 @@ def result_table(report: Report) -> Table:
                 best,
                 width,
                 f"{o.divergence_lr:.3g}" if o.divergence_lr is not None else "none",
-                f"{overall.win_rate:.0%}" if overall is not None else "",
+                f"{overall.win_rate:.0%}"
+                if overall is not None and overall.win_rate is not None
+                else "",
             )
     return table
 

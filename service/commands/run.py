@@ -78,8 +78,25 @@ def held_elsewhere(record: StudyRecord, now: datetime | None = None) -> bool:
 
 
 def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a spec that decide its results (not where trials run)."""
-    return {k: v for k, v in spec.items() if k != "executor"}
+    """The parts of a spec that decide its results (not where trials run).
+
+    Sections added to the definition later are left out while at their defaults, so a
+    study stored before they existed is still found by its definition.
+    """
+    from studies.spec import StudySpec
+
+    defaults = StudySpec.model_fields
+    out = {k: v for k, v in spec.items() if k != "executor"}
+    for key in ("analysis", "confirmation"):
+        field = defaults.get(key)
+        if key in out and field is not None and out[key] == _default_json(field):
+            del out[key]
+    return out
+
+
+def _default_json(field: Any) -> Any:
+    value = field.get_default(call_default_factory=True)
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def find_resumable(
@@ -182,6 +199,7 @@ def run(
     """Run (or resume) a study here, on the local or the Ray executor."""
     from studies.engine import summarize
     from studies.executors import build_executor
+    from studies.limits import check_limits
     from studies.runner import StudyRunner
     from studies.spec import parse_spec
     from studies.store import StudyStatus, open_store
@@ -201,6 +219,7 @@ def run(
             updates["name"] = "ray"
         if updates:
             spec = spec.with_executor(**updates)  # validated like the file itself
+        check_limits(spec)  # the same limits a service applies, by default
         if heartbeat_seconds >= lease_seconds:
             raise typer.BadParameter("must be below --lease-seconds", param_hint="--heartbeat")
         store = open_store(db_url(db))
