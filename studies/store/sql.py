@@ -182,6 +182,19 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
         with sqlite_file.file_lock(self._engine.url):  # never on the database file itself
             yield
 
+    @contextlib.contextmanager
+    def locked_connection(self) -> Iterator[sa.Connection]:
+        """A connection under the schema lock, for running Alembic by hand (``env.py``).
+
+        Raises:
+            StoreError: The database is unreachable.
+        """
+        try:
+            with _SCHEMA_THREAD_LOCK, self._schema_lock(), self._engine.connect() as conn:
+                yield conn
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
+            raise StoreError(f"database error: {e.orig or e}") from e
+
     def ping(self) -> None:
         """Raise StoreError unless the database answers and the schema exists."""
         with self._session() as s:

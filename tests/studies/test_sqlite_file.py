@@ -127,3 +127,25 @@ def test_an_in_memory_database_needs_no_lock_file(tmp_path: Path) -> None:
         store.ping()
     finally:
         store.close()
+
+
+def test_alembic_by_hand_migrates_under_the_lock_file(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from studies.store.models import VERSION_TABLE
+    from studies.store.sql import MIGRATIONS_DIR
+
+    path = tmp_path / "lab.db"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("version_table", VERSION_TABLE)
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(cfg, "head")  # no connection passed: env.py makes one
+    assert lock_path(path).exists()
+    store = SQLStore(f"sqlite:///{path}")
+    try:
+        store.ping()  # the lab's tables exist
+        assert _python(FOREIGN_READ, str(path)) == "0"
+    finally:
+        store.close()
