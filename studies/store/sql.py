@@ -3,7 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on;
 PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``; a bare
 ``postgresql://`` URL is rewritten to it). The schema comes from Alembic migrations in
-``studies/migrations``; Optuna's own tables share the database.
+``studies/migrations``; Optuna's own tables share the database. Which code may open the
+SQLite file, and how the schema lock works (``<database>.lock``), is written in
+:class:`SQLStore`'s docstring.
 """
 
 from __future__ import annotations
