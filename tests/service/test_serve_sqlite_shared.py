@@ -21,7 +21,7 @@ from tests.studies.sqlite_probe import ROOT, Reader, cli, counts, integrity, stu
 
 pytestmark = pytest.mark.slow
 
-POINTS, SEEDS, EPOCHS = 6, 3, 4
+POINTS, SEEDS, EPOCHS = 6, 3, 10
 N_TRIALS = POINTS * SEEDS * 2  # two optimizers
 
 
