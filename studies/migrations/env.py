@@ -53,14 +53,25 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Migrate through the caller's connection, or one made from ``sqlalchemy.url``."""
+    """Migrate through the caller's connection, or one made from ``sqlalchemy.url``.
+
+    The caller (:meth:`~studies.store.sql.SQLStore.create_schema`) already holds the
+    schema lock. From the command line the same lock is taken here (on SQLite the
+    ``<database>.lock`` file, never the database file) and the engine gets the store's
+    SQLite settings (busy timeout, WAL), so a live service may keep running.
+    """
     connection = config.attributes.get("connection")
     if connection is not None:
         _configure(connection)
         return
-    engine = sa.create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=sa.NullPool)
-    with engine.connect() as conn:
-        _configure(conn)
+    from studies.store.sql import SQLStore
+
+    store = SQLStore(config.get_main_option("sqlalchemy.url") or "")
+    try:
+        with store.locked_connection() as conn:
+            _configure(conn)
+    finally:
+        store.close()
 
 
 if context.is_offline_mode():

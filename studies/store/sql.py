@@ -3,7 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on;
 PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``; a bare
 ``postgresql://`` URL is rewritten to it). The schema comes from Alembic migrations in
-``studies/migrations``; Optuna's own tables share the database.
+``studies/migrations``; Optuna's own tables share the database. Which code may open the
+SQLite file, and how the schema lock works (``<database>.lock``), is written in
+:class:`SQLStore`'s docstring.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from labcore.errors import ConflictError, NotFoundError, StoreError
-from studies.store import convert
+from studies.store import convert, sqlite_file
 from studies.store.base import Store
 from studies.store.models import (
     VERSION_TABLE,
@@ -39,7 +41,7 @@ from studies.store.sql_trials import TrialsMixin
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 30.0
+SQLITE_BUSY_TIMEOUT_S = sqlite_file.BUSY_TIMEOUT_S
 SCHEMA_LOCK_KEY = 0x7652_4164_616D  # pg_advisory_lock key held while creating the schema
 # Alembic's migration context is process-global: one migration at a time per process.
 _SCHEMA_THREAD_LOCK = threading.Lock()
@@ -55,7 +57,7 @@ def normalize_url(url: str) -> str:
 def engine_kwargs(url: str) -> dict[str, Any]:
     """Engine arguments for ``url`` (also given to Optuna's RDBStorage)."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
+        return {"connect_args": sqlite_file.connect_args()}
     return {"pool_pre_ping": True}
 
 
@@ -65,6 +67,31 @@ def _now() -> datetime:
 
 class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
     """The store on a SQL database (see :class:`~studies.store.base.Store` for the contract).
+
+    The rule for the embedded SQLite file (any number of processes may share it: serve,
+    ``token``, ``report``, ``run``, the Optuna dashboard, a ``sqlite3`` shell):
+
+    * **Only SQLite opens the database file**: this store's engine and Optuna's
+      ``RDBStorage`` (a second engine on the same file, in this process or another;
+      SQLite shares its locks between connections of one process), both through
+      SQLAlchemy with :func:`engine_kwargs`. Nothing else calls ``open``/``os.open``/
+      ``sqlite3.connect`` on it (``stat``/``exists`` are fine): closing a foreign
+      descriptor drops every POSIX lock SQLite holds in the process, and another process
+      then deletes the WAL under it (see :mod:`studies.store.sqlite_file`).
+    * **What the lab locks itself** (the schema migration in :meth:`create_schema`)
+      locks ``<database>.lock`` beside the file with ``flock``; the lock file is created
+      on first use and never removed. (So SQLite's ``unix-dotfile`` VFS, which uses that
+      name, is not supported.)
+    * **Settings**: WAL journal mode (persistent in the file; readers never block the
+      one writer), a busy timeout of :data:`SQLITE_BUSY_TIMEOUT_S` on every connection
+      (waiting writers queue instead of failing), ``synchronous`` left at SQLite's
+      default (FULL: a committed trial survives a crash of the process), foreign keys
+      on for the lab's engine. WAL needs every process on one host with a local
+      filesystem (not NFS).
+    * **Disposing** an engine (:meth:`close`, Optuna's storage after a study) closes only
+      idle pooled connections; one checked out by another thread stays open until that
+      thread is done with it, so no path closes a connection in use. A closing
+      connection checkpoints and removes the WAL only when SQLite sees no other one.
 
     Args:
         url: SQLAlchemy URL, e.g. ``sqlite:///vradam_lab.db`` or
@@ -84,7 +111,7 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
         if self._dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"unsupported database {self._dialect!r}: use SQLite or PostgreSQL")
         if self._dialect == "sqlite":
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self._engine, "connect", sqlite_file.set_pragmas)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     @property
@@ -112,10 +139,13 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
     def create_schema(self) -> None:
         """Migrate to head (Alembic) and create Optuna's tables; idempotent.
 
-        Safe to call from several processes at once on a fresh database: the migration
-        and Optuna's table creation run under a lock (PostgreSQL: an advisory lock;
-        SQLite: an exclusive ``flock`` on the database file, which SQLite's own POSIX
-        record locks do not see).
+        Safe to call from several processes at once, also while others use the
+        database: the migration and Optuna's table creation run under a lock
+        (PostgreSQL: an advisory lock; SQLite: an exclusive ``flock`` on the separate
+        ``<database>.lock`` file, never on the database file, see the class docstring).
+
+        Raises:
+            StoreError: The database is unreachable or the migration failed.
         """
         from alembic import command
         from alembic.config import Config
@@ -151,22 +181,21 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
                 finally:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
             return
-        path = self._engine.url.database
-        try:
-            import fcntl
-
-            handle = open(path, "ab") if path and path != ":memory:" else None  # noqa: SIM115
-        except (ImportError, OSError):  # no flock here, or SQLite will report the path
-            handle = None
-        if handle is None:
+        with sqlite_file.file_lock(self._engine.url):  # never on the database file itself
             yield
-            return
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def locked_connection(self) -> Iterator[sa.Connection]:
+        """A connection under the schema lock, for running Alembic by hand (``env.py``).
+
+        Raises:
+            StoreError: The database is unreachable.
+        """
+        try:
+            with _SCHEMA_THREAD_LOCK, self._schema_lock(), self._engine.connect() as conn:
+                yield conn
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as e:
+            raise StoreError(f"database error: {e.orig or e}") from e
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers and the schema exists."""
@@ -401,13 +430,3 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
                 sa.select(CellRow).where(CellRow.study_id == study_id).order_by(CellRow.id)
             ).all()
             return [convert.cell(r) for r in rows]
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cur.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cur.close()
