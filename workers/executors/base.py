@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import logging
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -123,10 +124,16 @@ def call_trial(
     report: Any,
     device: str | None,
     should_stop: StopFn | None = None,
+    *,
+    contain_exit: bool = True,
 ) -> TrialResult:
     """Run ``request`` through ``fn``; any exception becomes a ``FAILED`` result.
 
-    ``should_stop`` is passed on (polled inside epochs) when ``fn`` accepts it.
+    ``should_stop`` is passed on (polled inside epochs) when ``fn`` accepts it. With
+    ``contain_exit`` (in-process executors) a ``SystemExit`` raised by the trial is a
+    failure too, so it cannot end the worker; a Ray actor passes False, because Ray
+    stops a trial by raising ``SystemExit`` from ``tune.report`` and the actor's own
+    process already contains the trial.
     """
     extra: dict[str, Any] = {}
     if should_stop is not None and _takes_should_stop(fn):
@@ -147,6 +154,11 @@ def call_trial(
         )
     except KeyboardInterrupt:
         raise
+    except SystemExit:
+        if not contain_exit:
+            raise
+        logger.error("trial %s raised SystemExit", request.key)
+        return failed_result(f"SystemExit: {sys.exc_info()[1]}")
     except BaseException as e:  # a trial that raises SystemExit must not end the worker
         logger.error("trial %s raised out of its trial function", request.key, exc_info=e)
         return failed_result(f"{type(e).__name__}: {e}")

@@ -104,7 +104,7 @@ def _trainable(
         )
         return False
 
-    result = call_trial(load_trial_fn(trial_fn), request, report, device)
+    result = call_trial(load_trial_fn(trial_fn), request, report, device, contain_exit=False)
     tune.report({"i": index, "kind": "final", "result_json": json.dumps(result.to_dict())})
 
 
