@@ -94,6 +94,9 @@ class StudyOut(BaseModel):
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     error: str | None = None
+    note: str | None = Field(
+        default=None, description="What a running study waits for (e.g. a GPU node)."
+    )
     progress: Progress
     counts: dict[str, int] = Field(description="Trials by latest outcome, over all cells.")
     timings: Timings
@@ -147,6 +150,7 @@ class StudyOut(BaseModel):
             worker_id=study.worker_id,
             lease_expires_at=study.lease_expires_at,
             error=study.error,
+            note=study.note,
             progress=Progress(
                 n_planned=planned,
                 n_finished=finished,

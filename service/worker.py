@@ -170,10 +170,16 @@ class Worker:
             heartbeat_seconds=self.heartbeat_seconds,
             on_stop=StudyStatus.QUEUED,
         )
+
+        def make_executor(spec: StudySpec) -> AbstractContextManager[Executor]:
+            if self._executor_factory is not None:
+                return self._executor_factory(spec)
+            return self._default_executor(spec, record.id)
+
         report = runner.run(
             record,
             spec,
-            self._executor_factory or self._default_executor,
+            make_executor,
             should_stop=self._stop.is_set,
         )
         return StudyRun(report.study_id, report.status, report.error)
@@ -186,11 +192,21 @@ class Worker:
             return StudyRun(study_id, None, str(e))
         return StudyRun(study_id, StudyStatus.FAILED, error)
 
-    def _default_executor(self, spec: StudySpec) -> Executor:
-        """The executor the spec asks for, on this worker's Ray cluster."""
+    def _default_executor(self, spec: StudySpec, study_id: str) -> Executor:
+        """The executor the spec asks for, on this worker's Ray cluster.
+
+        What a run waits for (a node with the trial's resources) becomes the study's
+        ``note``, shown by ``status`` until the run goes on.
+        """
         from studies.executors import build_executor
 
-        return build_executor(spec.executor, ray_address=self.ray_address)
+        def on_wait(note: str | None) -> None:
+            try:
+                self.store.set_note(study_id, self.worker_id, note)
+            except StoreError as e:
+                logger.warning("cannot note study %s: %s", study_id, e)
+
+        return build_executor(spec.executor, ray_address=self.ray_address, on_wait=on_wait)
 
 
 def run_worker_process(worker: Worker, *, exit_when_idle: bool = False) -> int:

@@ -6,17 +6,26 @@ lives is the worker's setting (or the CLI's ``--ray-address``), passed in here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from studies.spec import ExecutorSpec
 from workers.executors import Executor, create_executor
 
 
-def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> Executor:
+def build_executor(
+    config: ExecutorSpec,
+    *,
+    ray_address: str | None = None,
+    on_wait: Callable[[str | None], None] | None = None,
+) -> Executor:
     """Return a new executor for ``config``.
 
     Args:
         config: The study's validated executor section.
         ray_address: The Ray cluster to join, from the worker's settings (``None``: a
             local Ray started by the executor).
+        on_wait: Told what a run waits for (a node that can hold a trial), and
+            ``None`` when it goes on.
 
     Raises:
         ValueError: Unknown executor name.
@@ -28,5 +37,6 @@ def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> E
             cpus_per_trial=config.resources_per_trial.cpu,
             gpus_per_trial=config.resources_per_trial.gpu,
             address=ray_address,
+            on_wait=on_wait,
         )
     return create_executor("local", max_concurrent=config.max_concurrent)

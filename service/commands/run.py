@@ -250,8 +250,17 @@ def run(
         )
         record = runner.acquire(previous.id)  # ConflictError: another process holds it
         spec = LOCAL.resolve(spec)  # absolute data paths: trials may run elsewhere
+
+        def on_wait(note: str | None) -> None:
+            if note is not None:
+                err_console.print(f"[yellow]{note}")
+            store.set_note(record.id, runner.worker_id, note)
+
         report, interrupted = _run_with_progress(
-            runner, record, spec, lambda s: build_executor(s.executor, ray_address=ray_address)
+            runner,
+            record,
+            spec,
+            lambda s: build_executor(s.executor, ray_address=ray_address, on_wait=on_wait),
         )
         if report.summary is not None:
             console.print(summary_table(report.summary))

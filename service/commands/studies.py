@@ -48,8 +48,11 @@ def status(study_id: StudyId, url: UrlOption = DEFAULT_URL, token: TokenOption =
     with cli_errors(), client(url, token) as c:
         study = c.get(study_id)
     console.print(cells_table(study))
+    if study.note:
+        console.print(f"[yellow]{study.status}:[/] {study.note}")
     if study.error:
-        console.print(f"[red]error:[/] {study.error}")
+        label = "warning" if study.status == "completed" else "error"
+        console.print(f"[red]{label}:[/] {study.error}")
 
 
 def list_(

@@ -203,6 +203,14 @@ class Store(abc.ABC):
         """Extend the lease; ``False`` if the study is no longer running under this worker."""
 
     @abc.abstractmethod
+    def set_note(self, study_id: str, worker_id: str, note: str | None) -> bool:
+        """Set (or clear) what a running study held by ``worker_id`` waits for.
+
+        Returns:
+            False when the study is not running under this worker (nothing changed).
+        """
+
+    @abc.abstractmethod
     def release_study(
         self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None
     ) -> None:

@@ -27,6 +27,7 @@ def study(r: StudyRow, *, with_spec: bool = True) -> StudyRecord:
         lease_expires_at=r.lease_expires_at,
         cancel_requested=bool(r.cancel_requested),
         error=r.error,
+        note=r.note,
     )
 
 

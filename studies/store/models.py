@@ -106,6 +106,7 @@ class StudyRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(sa.Text)  # what a running study waits for
 
 
 class CellRow(Base):

@@ -45,7 +45,8 @@ class StudyRecord:
         worker_id: The worker holding the lease, if any.
         lease_expires_at: When the worker's lease runs out.
         cancel_requested: Whether a user asked to cancel it.
-        error: Why it failed, if it did.
+        error: Why it failed, if it did (or, for a completed one, which trials failed).
+        note: What a running study is waiting for (e.g. a node with a GPU), if anything.
     """
 
     id: str
@@ -59,6 +60,7 @@ class StudyRecord:
     lease_expires_at: datetime | None
     cancel_requested: bool
     error: str | None
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ def apply_status(row: StudyRow, status: StudyStatus, error: str | None) -> None:
     now = _now()
     if StudyStatus(row.status).finished and not status.finished:
         row.cancel_requested = False  # a finished study resumed: an old cancel is spent
+    if row.status != status.value:
+        row.note = None  # a note belongs to the state it was written in
     row.status = status.value
     if status == StudyStatus.RUNNING and row.started_at is None:
         row.started_at = now
@@ -128,6 +130,21 @@ class LeasesMixin:
             row.lease_expires_at = now + timedelta(seconds=lease_seconds)
             s.flush()
             return convert.study(row)
+
+    def set_note(self, study_id: str, worker_id: str, note: str | None) -> bool:
+        """Set a running study's note if this worker holds it; False when it does not."""
+        with self._session() as s:
+            done = s.execute(
+                sa.update(StudyRow)
+                .where(
+                    StudyRow.id == study_id,
+                    StudyRow.worker_id == worker_id,
+                    StudyRow.status == StudyStatus.RUNNING.value,
+                )
+                .values(note=note)
+                .execution_options(synchronize_session=False)
+            )
+            return done.rowcount == 1
 
     def release_study(
         self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None

@@ -124,6 +124,21 @@ def test_claim_renew_release(store: SQLStore) -> None:
     assert not store.renew_lease(first.id, "w1", 60)
 
 
+def test_a_running_studys_note_is_its_holders_and_ends_with_the_state(store: SQLStore) -> None:
+    study = store.create_study("noted", SPEC)
+    assert not store.set_note(study.id, "w1", "waiting")  # queued: nobody holds it
+    assert store.claim_study("w1", 60) is not None
+    assert not store.set_note(study.id, "w2", "hijack")  # only the holder notes it
+    assert store.set_note(study.id, "w1", "waiting for a node with GPU=1")
+    assert store.get_study(study.id).note == "waiting for a node with GPU=1"
+    assert store.list_studies()[0][0].note == "waiting for a node with GPU=1"
+    assert store.set_note(study.id, "w1", None)
+    assert store.get_study(study.id).note is None
+    assert store.set_note(study.id, "w1", "waiting again")
+    store.release_study(study.id, "w1", StudyStatus.QUEUED)
+    assert store.get_study(study.id).note is None  # a note belongs to its state
+
+
 def test_expired_lease_is_claimed_by_another_worker(store: SQLStore) -> None:
     s = store.create_study("s", SPEC)
     assert store.claim_study("w1", 0.05).id == s.id

@@ -43,7 +43,7 @@ def test_a_cluster_that_cannot_grow_fails_at_once() -> None:
 
 def test_a_growing_cluster_waits_and_says_why_then_goes_on_when_a_node_joins() -> None:
     joined_at = time.monotonic() + 0.3
-    said: list[str] = []
+    said: list[str | None] = []
 
     def nodes() -> list[dict[str, float]]:
         return [CPU_NODE, GPU_NODE] if time.monotonic() >= joined_at else [CPU_NODE]
@@ -56,7 +56,8 @@ def test_a_growing_cluster_waits_and_says_why_then_goes_on_when_a_node_joins() -
         nodes=nodes,
         poll_s=0.05,
     )
-    assert len(said) == 1 and said[0].startswith("waiting for a node with the resources")
+    assert len(said) == 2 and said[0].startswith("waiting for a node with the resources")
+    assert said[1] is None  # the wait is over: the note is cleared
 
 
 def test_a_growing_cluster_gives_up_after_the_wait() -> None:

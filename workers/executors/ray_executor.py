@@ -249,7 +249,7 @@ class RayExecutor(Executor):
         resource_wait_s: How long a run waits for a node that can hold one trial, on a
             cluster reached by ``address`` (a local Ray fails at once; see
             :mod:`workers.executors.ray_resources`).
-        on_wait: Told why a run waits for resources (the runner shows it).
+        on_wait: Told why a run waits for resources, and ``None`` once it goes on.
 
     Raises:
         ValueError: ``max_concurrent`` below 1 or negative resources.
@@ -267,7 +267,7 @@ class RayExecutor(Executor):
         trial_fn: str = DEFAULT_TRIAL_FN,
         storage_path: str | None = None,
         resource_wait_s: float = 60.0,
-        on_wait: Callable[[str], None] | None = None,
+        on_wait: Callable[[str | None], None] | None = None,
     ) -> None:
         super().__init__(max_concurrent)
         if cpus_per_trial <= 0 or gpus_per_trial < 0:

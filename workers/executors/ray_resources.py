@@ -51,7 +51,7 @@ def wait_until_placeable(
     *,
     can_grow: bool,
     wait_s: float,
-    on_wait: Callable[[str], None] | None = None,
+    on_wait: Callable[[str | None], None] | None = None,
     nodes: Callable[[], list[dict[str, float]]] = node_capacities,
     poll_s: float = 1.0,
 ) -> None:
@@ -61,7 +61,8 @@ def wait_until_placeable(
         request: Per-trial resources (``{"CPU": 1, "GPU": 4}``).
         can_grow: Whether nodes may still join (a cluster reached by address).
         wait_s: How long to wait for such a node.
-        on_wait: Told the reason once while waiting (``None``: logged only).
+        on_wait: Told the reason once when the wait starts, and ``None`` when a node
+            joined (``None``: logged only).
         nodes: Reads the alive nodes' capacities.
         poll_s: Seconds between checks.
 
@@ -83,6 +84,8 @@ def wait_until_placeable(
         time.sleep(poll_s)
         current = nodes()
         if fits(request, current):
+            if on_wait is not None:
+                on_wait(None)
             return
     raise ResourcesUnavailable(
         f"no node joined within {wait_s:.0f} s: {describe(request, current)}"
