@@ -97,6 +97,11 @@ class LeasesMixin:
 
     def renew_lease(self, study_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend the lease; False when the study is not running under this worker."""
+        expires = _now() + timedelta(seconds=lease_seconds)
+        return self._update_if_held(study_id, worker_id, lease_expires_at=expires)
+
+    def _update_if_held(self, study_id: str, worker_id: str, **values: Any) -> bool:
+        """Write ``values`` in one statement if the study runs under ``worker_id``."""
         with self._session() as s:
             done = s.execute(
                 sa.update(StudyRow)
@@ -105,7 +110,7 @@ class LeasesMixin:
                     StudyRow.worker_id == worker_id,
                     StudyRow.status == StudyStatus.RUNNING.value,
                 )
-                .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             return done.rowcount == 1
@@ -133,18 +138,7 @@ class LeasesMixin:
 
     def set_note(self, study_id: str, worker_id: str, note: str | None) -> bool:
         """Set a running study's note if this worker holds it; False when it does not."""
-        with self._session() as s:
-            done = s.execute(
-                sa.update(StudyRow)
-                .where(
-                    StudyRow.id == study_id,
-                    StudyRow.worker_id == worker_id,
-                    StudyRow.status == StudyStatus.RUNNING.value,
-                )
-                .values(note=note)
-                .execution_options(synchronize_session=False)
-            )
-            return done.rowcount == 1
+        return self._update_if_held(study_id, worker_id, note=note)
 
     def release_study(
         self, study_id: str, worker_id: str, status: StudyStatus | str, error: str | None = None
