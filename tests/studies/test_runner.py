@@ -154,3 +154,22 @@ def test_executor_overrides_are_validated() -> None:
     with pytest.raises(SpecError) as e:
         spec.with_executor(ray_address="10.0.0.1:6379")  # the worker's setting, not the study's
     assert e.value.errors[0][0] == "executor.ray_address"
+
+
+def test_a_study_at_the_trial_limit_cancels_within_seconds_and_can_be_deleted(
+    store: SQLStore,
+) -> None:
+    from studies.limits import Limits, check_limits
+
+    data = quadratic_spec(
+        optimizers=[{"name": "adamw"}],
+        seeds=[0],
+        sampler={"name": "random", "n_trials": Limits().trials_per_study},
+    )
+    check_limits(parse_spec(data))  # the largest study a service accepts by default
+    t0 = time.monotonic()
+    summary = run_study(data, store, LocalExecutor(), should_stop=lambda: time.monotonic() - t0 > 3)
+    took = time.monotonic() - t0
+    assert summary.status == StudyStatus.CANCELLED and took < 15, took
+    store.delete_study(summary.study_id)  # once it stopped, delete works
+    assert store.list_studies()[1] == 0
