@@ -187,10 +187,11 @@ def test_exception_becomes_failed_with_error_text(caplog) -> None:
     result = run_trial(FailingQuadratic(fail_at=4), "adamw", {"lr": 0.1}, seed=0, budget=Q)
     assert result.outcome == Outcome.FAILED
     assert result.error.startswith("ValueError: boom in loss")
-    assert "Traceback" in result.error and "FailingQuadratic" not in result.error.split("\n")[0]
+    # type and message only: the traceback (with this machine's paths) goes to the log
+    assert result.error == "ValueError: boom in loss" and "Traceback" not in result.error
     assert [e.epoch for e in result.epochs] == [0]
     assert result.metrics == result.initial_metrics and result.diverged_at_step is None
-    assert "trial failed" in caplog.text
+    assert "trial failed" in caplog.text and "Traceback" in caplog.text
 
 
 @pytest.mark.parametrize(
