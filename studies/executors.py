@@ -27,6 +27,7 @@ def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> E
             max_concurrent=config.max_concurrent,
             cpus_per_trial=config.resources_per_trial.cpu,
             gpus_per_trial=config.resources_per_trial.gpu,
+            custom_resources=dict(config.resources_per_trial.custom),
             address=ray_address,
         )
     return create_executor("local", max_concurrent=config.max_concurrent)
