@@ -209,6 +209,9 @@ class TrialOut(BaseModel):
     error: str | None = None
     optuna_trial_number: int | None = None
     finished_at: datetime | None = None
+    device: str | None = Field(
+        default=None, description="Where the latest attempt ran: `cpu` or `cuda`."
+    )
     epochs: list[EpochOut] | None = Field(
         default=None, description="Per-epoch metrics (only on the single-trial endpoint)."
     )

@@ -36,6 +36,7 @@ def build_executor(
             max_concurrent=config.max_concurrent,
             cpus_per_trial=config.resources_per_trial.cpu,
             gpus_per_trial=config.resources_per_trial.gpu,
+            custom_resources=dict(config.resources_per_trial.custom),
             address=ray_address,
             on_wait=on_wait,
         )

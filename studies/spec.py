@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labcore.errors import SpecError
+from studies.spec_executor import ExecutorSpec, ResourcesSpec  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from studies.trust import Trust
@@ -159,21 +160,6 @@ class PruningSpec(_Frozen):
     n_warmup_epochs: int = Field(default=1, ge=0, description="median: epochs before pruning.")
     min_resource: int = Field(default=1, ge=1, description="asha: minimum epochs.")
     reduction_factor: int = Field(default=3, ge=2, description="asha: reduction factor.")
-
-
-class ResourcesSpec(_Frozen):
-    """Per-trial resources on Ray (fractional GPUs allowed)."""
-
-    cpu: float = Field(default=1.0, gt=0)
-    gpu: float = Field(default=0.0, ge=0)
-
-
-class ExecutorSpec(_Frozen):
-    """Where trials run. Which Ray cluster is the worker's setting, never the study's."""
-
-    name: Literal["local", "ray"] = "local"
-    resources_per_trial: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    max_concurrent: int = Field(default=1, ge=1)
 
 
 class AnalysisSpec(_Frozen):

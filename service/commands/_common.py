@@ -153,16 +153,17 @@ def cells_table(study: StudyOut) -> Table:
 
 
 def trials_table(trials: list[TrialOut]) -> Table:
-    """A table of trials: id, cell, optimizer, hyperparameters, seed, outcome, value."""
+    """A table of trials: id, cell, optimizer, hyperparameters, seed, outcome, value, device."""
     table = Table()
-    for col in ("id", "task", "optimizer", "hparams", "seed", "outcome", "value", "wall"):
+    cols = ("id", "task", "optimizer", "hparams", "seed", "outcome", "value", "wall", "device")
+    for col in cols:
         table.add_column(col)
     for t in trials:
         hp = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.hparams.items()))
         value = _fmt(t.value) if t.value is not None else ""
         table.add_row(
             str(t.id), t.task, t.optimizer, hp, str(t.seed), str(t.outcome), value,
-            f"{t.wall_time_s:.2f}s",
+            f"{t.wall_time_s:.2f}s", t.device or "",
         )  # fmt: skip
     return table
 

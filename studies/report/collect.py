@@ -45,7 +45,7 @@ class TrialLike(Protocol):
     metrics: Mapping[str, float]
     initial_metrics: Mapping[str, float]
     epochs: Sequence[EpochLike]
-    # also read when present: wall_time_s (compute time), diverged_at_step
+    # also read when present: wall_time_s (compute time), diverged_at_step, device
 
 
 def lr_key(lr: object) -> float:
@@ -106,6 +106,7 @@ class Cell:
     n_final: int = 0
     wall_time_s: float = 0.0
     max_step: int = 0
+    devices: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -164,6 +165,7 @@ def collect(
         outcome = str(t.outcome)
         cell.outcomes[outcome] += 1
         cell.wall_time_s += float(getattr(t, "wall_time_s", 0.0) or 0.0)
+        cell.devices[str(getattr(t, "device", None) or "unknown")] += 1
         for e in t.epochs or ():
             cell.max_step = max(cell.max_step, int(getattr(e, "step", 0) or 0))
         is_confirm = int(t.seed) in confirming

@@ -31,6 +31,18 @@ def _steps(task: TaskReport, col: Collected) -> str:
     return planned + (f"; most steps recorded in a run: {seen}" if seen else "")
 
 
+def _devices(col: Collected) -> str:
+    """Where each cell's trials ran (latest attempts): ``task/optimizer: cuda ×12``."""
+    parts = []
+    for task, cells in col.cells.items():
+        for opt, c in cells.items():
+            used = ", ".join(f"{d} ×{n}" for d, n in sorted(c.devices.items()))
+            parts.append(f"{task}/{opt}: {used or '—'}")
+    mixed = len({d for cs in col.cells.values() for c in cs.values() for d in c.devices}) > 1
+    note = " (mixed devices: wall-clock times are not comparable across them)" if mixed else ""
+    return "; ".join(parts) + note + "." if parts else "no trials recorded."
+
+
 def methods(
     spec: Mapping[str, Any],
     tasks: list[TaskReport],
@@ -128,6 +140,7 @@ def methods(
             text=f"{sum(c.wall_time_s for cs in col.cells.values() for c in cs.values()):.0f} s of "
             f"trial wall-clock time over {col.n_trials} trials.",
         ),
+        MethodsItem(topic="Devices", text=_devices(col)),
         MethodsItem(
             topic="Primary and descriptive",
             text=f"primary: per task, the paired test Δ of each optimizer against {baseline}, "

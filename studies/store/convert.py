@@ -76,6 +76,7 @@ def trial(r: TrialRow, c: CellRow, epochs: tuple[EpochMetrics, ...] = ()) -> Tri
         optuna_trial_number=r.optuna_trial_number,
         finished_at=r.finished_at,
         epochs=epochs,
+        device=r.device,
     )
 
 

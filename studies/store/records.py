@@ -109,6 +109,7 @@ class TrialRecord:
         optuna_trial_number: The Optuna trial this result was told to.
         finished_at: When the latest result was recorded.
         epochs: Per-epoch metrics, filled only when asked for.
+        device: Where the latest attempt ran (``"cpu"``, ``"cuda"``); None before one did.
     """
 
     id: int
@@ -131,6 +132,7 @@ class TrialRecord:
     optuna_trial_number: int | None
     finished_at: datetime | None
     epochs: tuple[EpochMetrics, ...] = ()
+    device: str | None = None
 
 
 @dataclass(frozen=True)

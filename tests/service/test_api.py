@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import optuna
 import pytest
 
 from labcore.outcomes import Outcome
+from labcore.results import TrialResult
 from service.app import create_app
 from service.settings import Settings
 from studies.store import Store, open_store
@@ -33,12 +35,18 @@ def assert_error(response, status: int, code: str) -> dict:
     return body["error"]
 
 
+def on_gpu(result: TrialResult) -> TrialResult:
+    return dataclasses.replace(result, device="cuda")
+
+
 def seed_trials(store: Store, study_id: str) -> list[int]:
     """Give a study two cells and four trials with every outcome (no training)."""
     a = store.ensure_cell(study_id, "quadratic", "adamw", f"{study_id}/quadratic/adamw", 3)
     v = store.ensure_cell(study_id, "quadratic", "vradam", f"{study_id}/quadratic/vradam", 3)
     ids = [
-        store.record_trial(a.id, "k1", {"lr": 0.01}, 0, fake_result(Outcome.COMPLETE, 0.5), 0.5, 0),
+        store.record_trial(
+            a.id, "k1", {"lr": 0.01}, 0, on_gpu(fake_result(Outcome.COMPLETE, 0.5)), 0.5, 0
+        ),
         store.record_trial(a.id, "k2", {"lr": 1.0}, 0, fake_result(Outcome.DIVERGED, 9.0), 10.0, 1),
         store.record_trial(v.id, "k1", {"lr": 0.01}, 0, fake_result(Outcome.COMPLETE, 0.4), 0.4, 0),
         store.record_trial(
@@ -141,6 +149,7 @@ def test_progress_counts_and_trials(api: TestClient, store: Store) -> None:
     page = api.get(f"/v1/studies/{sid}/trials").json()
     assert page["total"] == 4 and [t["id"] for t in page["items"]] == trial_ids
     assert all(t["epochs"] is None for t in page["items"])
+    assert [t["device"] for t in page["items"]] == ["cuda", "cpu", "cpu", "cpu"]
     only = api.get(f"/v1/studies/{sid}/trials", params={"outcome": "diverged"}).json()
     assert [t["hparams"] for t in only["items"]] == [{"lr": 1.0}]
     assert only["items"][0]["diverged_at_step"] == 5

@@ -98,6 +98,7 @@ def test_submit_status_wait_trials(env: dict[str, str], spec_file: Path) -> None
     assert "adamw" in status and "vradam" in status and "2/2" in status
     trials = invoke(["trials", sid], env).stdout
     assert "4 of 4" in trials and "complete" in trials
+    assert "device" in trials and "cpu" in trials  # where each trial ran
     listed = invoke(["list", "--status", "completed"], env).stdout
     assert sid in listed
     conflict = invoke(["cancel", sid], env, code=1)

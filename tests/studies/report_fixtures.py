@@ -20,6 +20,7 @@ class FakeTrial:
     epochs: tuple[EpochMetrics, ...] = ()
     diverged_at_step: int | None = None
     wall_time_s: float = 0.0
+    device: str | None = None
 
 
 def run(
@@ -37,6 +38,7 @@ def run(
     ratios: tuple[float, ...] = (),
     test_init: float | None = None,
     wall: float = 0.0,
+    device: str | None = None,
 ) -> FakeTrial:
     """A trial; ``val=None`` means diverged (unless ``outcome`` says otherwise)."""
     outcome = outcome or ("diverged" if val is None else "complete")
@@ -61,6 +63,7 @@ def run(
         epochs=epochs,
         diverged_at_step=5 if outcome == "diverged" else None,
         wall_time_s=wall,
+        device=device,
     )
 
 

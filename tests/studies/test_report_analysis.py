@@ -208,6 +208,7 @@ def test_methods_section_and_completeness(main: Report) -> None:
         "Schedules",
         "Fixed settings",
         "Compute time",
+        "Devices",
         "Primary and descriptive",
         "Multiplicity",
     ):
@@ -218,6 +219,23 @@ def test_methods_section_and_completeness(main: Report) -> None:
     assert "## Methods" in md and "## Legend" in md and "### Headline (primary)" in md
     assert not main.partial and main.n_trials == 16
     assert not main.across_tasks.shown and "at least 3" in main.across_tasks.reason
+
+
+def test_methods_say_which_devices_each_cell_used() -> None:
+    trials = [
+        run("adamw", 0.1, 0, 0.5, device="cuda"),
+        run("adamw", 0.1, 1, 0.6, device="cuda"),
+        run("vradam", 0.1, 0, 0.4, device="cuda"),
+        run("vradam", 0.1, 1, 0.45, device="cpu"),
+    ]
+    report = analyze(trials, make_spec(), baseline="adamw")
+    line = next(m.text for m in report.methods if m.topic == "Devices")
+    assert "t/adamw: cuda ×2" in line and "t/vradam: cpu ×1, cuda ×1" in line
+    assert "mixed devices" in line
+    same = analyze(trials[:2], make_spec(opts=("adamw",)), baseline="adamw")
+    line = next(m.text for m in same.methods if m.topic == "Devices")
+    assert line == "t/adamw: cuda ×2."
+    assert "**Devices**: t/adamw: cuda ×2." in render(same, "md")
 
 
 def test_json_round_trip_and_schema(main: Report) -> None:

@@ -225,6 +225,51 @@ def test_executor_rules() -> None:
         )
     )
     assert ok.executor.resources_per_trial.gpu == 0.25
+    assert ok.executor.resources_per_trial.custom == {}
+
+
+def test_custom_resources_per_trial() -> None:
+    ok = parse_spec(
+        spec(executor={"name": "ray", "resources_per_trial": {"custom": {"gpu_node": 0.5}}})
+    )
+    assert ok.executor.resources_per_trial.custom == {"gpu_node": 0.5}
+    assert load_spec(ok.to_dict()) == ok
+    path = "executor.resources_per_trial.custom"
+    for bad in ({"CPU": 1}, {"gpu": 1}, {"node:10.0.0.1": 1}, {"": 1}, {"a b": 1}):
+        assert path in errors_of(
+            spec(executor={"name": "ray", "resources_per_trial": {"custom": bad}})
+        )
+    for amount in (0, -1, 1.5, float("inf")):
+        errs = errors_of(
+            spec(executor={"name": "ray", "resources_per_trial": {"custom": {"x": amount}}})
+        )
+        assert path in errs
+    assert (
+        "whole"
+        in errors_of(spec(executor={"name": "ray", "resources_per_trial": {"custom": {"x": 2.5}}}))[
+            path
+        ]
+    )
+    assert parse_spec(
+        spec(executor={"name": "ray", "resources_per_trial": {"custom": {"x": 2}}})
+    ).executor.resources_per_trial.custom == {"x": 2.0}
+    local = errors_of(spec(executor={"resources_per_trial": {"custom": {"gpu_node": 1}}}))
+    assert "needs the `ray` executor" in " ".join(local.values())
+
+
+def test_build_executor_passes_custom_resources_to_ray() -> None:
+    from studies.executors import build_executor
+
+    s = parse_spec(
+        spec(executor={"name": "ray", "resources_per_trial": {"gpu": 0.5, "custom": {"n": 1}}})
+    )
+    ex = build_executor(s.executor, ray_address="10.0.0.1:6379")
+    try:
+        assert (ex.gpus_per_trial, ex.custom_resources, ex.address) == (
+            0.5, {"n": 1.0}, "10.0.0.1:6379"
+        )  # fmt: skip
+    finally:
+        ex.close()
 
 
 def test_analysis_and_confirmation_default_off_and_keep_old_definitions_valid() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -191,14 +192,18 @@ def test_record_trial_rules(store: SQLStore) -> None:
     hp = {"lr": 0.1, "weight_decay": 0.0}
     failed = store.record_trial(cell.id, "k", hp, 0, result(Outcome.FAILED, error="e1"), None, 0)
     assert (failed.outcome, failed.attempts, failed.error) == ("failed", 1, "e1")
-    failed = store.record_trial(cell.id, "k", hp, 0, result(Outcome.FAILED, error="e2"), None, 1)
-    assert (failed.outcome, failed.attempts, failed.error) == ("failed", 2, "e2")
+    on_gpu = dataclasses.replace(result(Outcome.FAILED, error="e2"), device="cuda")
+    failed = store.record_trial(cell.id, "k", hp, 0, on_gpu, None, 1)
+    assert (failed.outcome, failed.attempts, failed.error, failed.device) == (
+        "failed", 2, "e2", "cuda"
+    )  # fmt: skip
     assert store.finished_keys(cell.id) == set() and store.attempts(cell.id, "k") == 2
     final = store.record_trial(cell.id, "k", hp, 0, result(Outcome.COMPLETE, 0.25, 3), 0.25, 2)
     assert (final.outcome, final.attempts, final.value, final.error) == ("complete", 3, 0.25, None)
     assert final.optuna_trial_number == 2 and final.task == "quadratic" and final.hparams == hp
     assert final.metrics == {"val_loss": 0.25, "train_loss": 0.4}
     assert final.effective_lr == {"mean": 0.8} and final.wall_time_s == 1.5
+    assert final.device == "cpu"  # the latest attempt's device
     assert_utc(final.finished_at)
     with pytest.raises(ConflictError):
         store.record_trial(cell.id, "k", hp, 0, result(Outcome.COMPLETE), 0.5, 3)

@@ -94,3 +94,32 @@ def test_a_trial_that_reserved_a_gpu_never_runs_on_the_cpu_silently() -> None:
     else:
         assert device is None and error is not None
         assert error.startswith("the trial asked for 0.5 GPU but this worker's torch")
+
+
+def test_custom_resources_count_like_any_other() -> None:
+    gpu_node = {**CPU_NODE, "gpu_node": 1.0}
+    assert fits({"CPU": 1, "gpu_node": 0.5}, [CPU_NODE, gpu_node])
+    assert not fits({"CPU": 1, "gpu_node": 0.5}, [CPU_NODE])
+    assert "gpu_node=0.5" in describe({"CPU": 1, "gpu_node": 0.5}, [CPU_NODE])
+
+
+def test_custom_resources_may_not_shadow_rays_own() -> None:
+    from workers.executors.ray_executor import RayExecutor
+
+    for bad in ({"GPU": 1.0}, {"cpu": 1.0}, {"gpu_node": 0.0}):
+        with pytest.raises(ValueError, match="custom resources"):
+            RayExecutor(custom_resources=bad)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_run_asking_for_a_custom_resource_no_node_has_fails_at_once(
+    ray_cluster: None,
+) -> None:
+    from workers.executors.ray_executor import RayExecutor
+
+    t0 = time.monotonic()
+    with RayExecutor(custom_resources={"gpu_node": 0.5}, trial_fn=FAKE) as ex:  # noqa: SIM117
+        with pytest.raises(ResourcesUnavailable, match=r"gpu_node=0\.5"):
+            list(ex.run([req(0)]))
+    assert time.monotonic() - t0 < 30

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ray import tune
@@ -242,6 +242,8 @@ class RayExecutor(Executor):
         max_concurrent: Trials at a time (Tune's ``max_concurrent_trials``).
         cpus_per_trial: CPUs reserved per trial.
         gpus_per_trial: GPUs per trial; fractions share a GPU (0.5: two trials per GPU).
+        custom_resources: Custom Ray resources per trial (``{"gpu_node": 0.5}``): trials
+            run only on nodes started with them (``ray start --resources``).
         address: Ray cluster address; ``None`` starts (or reuses) a local Ray.
         num_cpus: CPUs of a local Ray started here (``None``: all).
         trial_fn: Import string of the trial function (tests inject failures here).
@@ -252,7 +254,8 @@ class RayExecutor(Executor):
         on_wait: Told why a run waits for resources, and ``None`` once it goes on.
 
     Raises:
-        ValueError: ``max_concurrent`` below 1 or negative resources.
+        ValueError: ``max_concurrent`` below 1, negative resources, or a custom resource
+            named like one of Ray's own (CPU, GPU, memory).
     """
 
     name = "ray"
@@ -268,12 +271,18 @@ class RayExecutor(Executor):
         storage_path: str | None = None,
         resource_wait_s: float = 60.0,
         on_wait: Callable[[str | None], None] | None = None,
+        custom_resources: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(max_concurrent)
         if cpus_per_trial <= 0 or gpus_per_trial < 0:
             raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+        custom = {str(k): float(v) for k, v in (custom_resources or {}).items()}
+        clash = {k for k in custom if k.upper() in ("CPU", "GPU") or k == "memory"}
+        if clash or any(v <= 0 for v in custom.values()):
+            raise ValueError(f"custom resources need own names and amounts > 0: {custom}")
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
+        self.custom_resources = custom
         self.address = address
         self.num_cpus = num_cpus
         self.trial_fn = trial_fn
@@ -313,7 +322,7 @@ class RayExecutor(Executor):
             os.environ.setdefault(k, v)
         self._ensure_ray()
         wait_until_placeable(
-            {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial},
+            {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial, **self.custom_resources},
             can_grow=self.address is not None,
             wait_s=self.resource_wait_s,
             on_wait=self.on_wait,
@@ -329,7 +338,11 @@ class RayExecutor(Executor):
                 trial_fn=self.trial_fn,
                 gpus=self.gpus_per_trial,
             ),
-            {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial},
+            {
+                "cpu": self.cpus_per_trial,
+                "gpu": self.gpus_per_trial,
+                "custom_resources": dict(self.custom_resources),
+            },
         )
         tuner = tune.Tuner(
             trainable,
