@@ -29,4 +29,4 @@ def build_executor(config: ExecutorSpec, *, ray_address: str | None = None) -> E
             gpus_per_trial=config.resources_per_trial.gpu,
             address=ray_address,
         )
-    return create_executor("local", max_concurrent=config.max_concurrent)
+    return create_executor("local", max_concurrent=config.max_concurrent or 1)
