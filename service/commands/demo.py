@@ -4,6 +4,9 @@ Starts the embedded service (API + one worker) on a SQLite file (``./runs/demo.d
 default; ``--db`` to change), submits ``studies/definitions/demo.yaml`` through the SDK
 with a fresh API token, waits with a progress bar, prints the result table, writes the
 report to ``./reports/demo/`` and says where to look next, then stops the service.
+
+Run again, it reuses the newest *completed* study of the same name and definition in
+that database instead of running it again (it says so); ``--fresh`` runs a new one.
 """
 
 from __future__ import annotations
@@ -85,17 +88,68 @@ def demo(
     port: Annotated[int, typer.Option(help="API port (0: any free port).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Run a new study even if an identical one already completed."),
+    ] = False,
 ) -> None:
-    """Run a study through the embedded service and write its report."""
+    """Run a study through the embedded service and write its report (or reuse one)."""
+    quiet_optuna()
+    if db is None:
+        DEMO_DB.parent.mkdir(parents=True, exist_ok=True)
+        db = f"sqlite:///{DEMO_DB}"
+    if not fresh and _reuse_finished(spec, db, out):
+        return
+    _run_demo(spec, db, out, port, progress, timeout)
+
+
+def _reuse_finished(spec: Path, db: str, out: Path) -> bool:
+    """Report the newest completed study of this definition, if there is one.
+
+    Returns:
+        Whether one was found (and reported).
+
+    Raises:
+        typer.Exit: A lab error (printed once), e.g. an invalid definition.
+    """
+    from service.commands.run import find_resumable
+    from service.embedded import safe_url
+    from studies.report import build_report, write_report
+    from studies.spec import load_spec
+    from studies.store import open_store
+
+    with cli_errors():
+        store = open_store(db)
+        try:
+            store.create_schema()
+            record = find_resumable(store, load_spec(spec))
+            if record is None or record.status != "completed":
+                return False
+            report = build_report(store, record.id)
+            paths = write_report(report, out)
+        finally:
+            store.close()
+    when = f" on {record.finished_at:%Y-%m-%d %H:%M}" if record.finished_at else ""
+    console.print(
+        f"[bold green]VRAdam Lab demo[/]: reusing study [bold]{record.id}[/] ({record.name}), "
+        f"completed{when} from the same definition in {safe_url(db)}; nothing was rerun "
+        "(pass [bold]--fresh[/] to run it again)",
+        soft_wrap=True,
+    )
+    console.print(result_table(report))
+    _where_next(record.id, db, out, paths)
+    return True
+
+
+def _run_demo(
+    spec: Path, db: str, out: Path, port: int, progress: bool, timeout: float | None
+) -> None:
+    """Start the embedded service, submit ``spec``, wait, write and print the report."""
     from service.client import Client
     from service.embedded import EmbeddedService, safe_url
     from service.settings import Settings
     from studies.report import build_report, write_report
 
-    quiet_optuna()
-    if db is None:
-        DEMO_DB.parent.mkdir(parents=True, exist_ok=True)
-        db = f"sqlite:///{DEMO_DB}"
     settings = Settings(
         db_url=db, host="127.0.0.1", port=port, local_mode=True, poll_seconds=0.5,
         heartbeat_seconds=1.0,
@@ -129,6 +183,15 @@ def demo(
         f"({counts})"
     )
     console.print(result_table(report))
+    _where_next(final.id, db, out, paths)
+    if final.status != "completed":
+        err_console.print(f"[red]the study ended {final.status}[/]: {final.error or ''}")
+        raise typer.Exit(1)
+
+
+def _where_next(study_id: str, db: str, out: Path, paths: dict[str, Path]) -> None:
+    from service.embedded import safe_url
+
     shown = safe_url(db)
     files = ", ".join(p.name for p in paths.values())
     for line in (
@@ -136,12 +199,9 @@ def demo(
         f"  report:     {paths['html']}  ({files} in {out})",
         f"  API + docs: vradam-hpo serve --db {shown}  then open http://127.0.0.1:8000/docs",
         f"  dashboard:  vradam-hpo dashboard --db {shown}  (Optuna dashboard, every cell)",
-        f"  re-report:  vradam-hpo report {final.id} --db {shown} --out DIR",
+        f"  re-report:  vradam-hpo report {study_id} --db {shown} --out DIR",
     ):
         console.print(line, soft_wrap=True)
-    if final.status != "completed":
-        err_console.print(f"[red]the study ended {final.status}[/]: {final.error or ''}")
-        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
