@@ -31,47 +31,52 @@ DEMO_DB = Path("runs") / "demo.db"
 DEMO_OUT = Path("reports") / "demo"
 
 
-def result_table(report: Report) -> Table:
-    """One row per (task, optimizer): η*, ℓ* with its interval, basin width, divergence, wins.
+INTERVALS_NOTE = (
+    "ℓ*: mean over seeds at η*; \\[lo, hi]: 95% t interval over seeds (5 seeds or more); "
+    "range lo…hi: the seeds' min and max (fewer than 5 seeds)"
+)
 
-    ``diverges`` is the smallest learning rate where half the seeds diverged; ``W(0.1)``
-    is the basin width in decades of learning rate (``+``: it reaches the
-    grid's edge, so the true width is larger); ``win rate`` is the paired share of
-    (learning rate, seed) pairs where the optimizer beat the baseline, ties left out
-    (empty when every pair tied). The interval after ℓ* is a 95% t interval over seeds
-    from 5 seeds up, and the seeds' range ``[min, max]`` below that.
+
+def result_table(report: Report) -> Table:
+    """One row per (task, optimizer), in the report's own words and number formats.
+
+    The columns are the report's summary table's (``report.md``, ``report.html``): η*,
+    ℓ* (source) with its interval over seeds (``[lo, hi]`` a 95% t interval from 5 seeds,
+    ``range lo…hi`` the seeds' min and max below that), W0.1 (decades of learning rate
+    with the grid bracket; ``≥``: it reaches the grid's edge), divergence LR (the
+    smallest learning rate where half the seeds diverged) and the paired wins/ties/losses
+    over (η, seed) against the baseline. Cells are formatted by the Markdown renderer's
+    functions, so the numbers read the same in all three places.
     """
+    from studies.report import render_md as md
+
     table = Table(
         title=f"learning-rate robustness ({report.metric}, {report.direction}; "
         f"baseline {report.baseline})",
+        caption=INTERVALS_NOTE,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
-    for col in ("task", "optimizer", "η*", "ℓ*", "W(0.1)", "diverges", "win rate"):
-        justify = "left" if col in ("task", "optimizer") else "right"
-        table.add_column(col, justify=justify, no_wrap=True)
+    delta = 0.1
+    columns = ("task", "optimizer", "η*", "ℓ* (source)", f"W{delta:g} (grid bracket)",
+               "divergence LR", "wins/ties/losses (η, seed)")  # fmt: skip
+    for col in columns:  # the names never shrink; long headers and intervals may wrap
+        if col in ("task", "optimizer"):
+            table.add_column(col, no_wrap=True)
+        else:
+            table.add_column(col, justify="right", overflow="fold")
     for task in report.tasks:
         for o in task.optimizers:
-            best = ""
-            if o.best is not None:
-                best = f"{o.best.mean:.4g}"
-                if o.best.lo is not None and o.best.hi is not None:
-                    label = "range " if o.best.kind == "range" else ""
-                    best += f" [{label}{o.best.lo:.3g}, {o.best.hi:.3g}]"
-            basin = next((b for b in o.basins if abs(b.delta - 0.1) < 1e-9), None)
-            width = f"{basin.width:.2f}{'+' if basin.open_ended else ''}" if basin else ""
-            overall = o.paired.overall if o.paired else None
+            basin = next((b for b in o.basins if abs(b.delta - delta) < 1e-9), None)
             table.add_row(
                 task.task,
                 o.optimizer,
-                f"{o.lr_star:.3g}" if o.lr_star is not None else "",
-                best,
-                width,
-                f"{o.divergence_lr:.3g}" if o.divergence_lr is not None else "none",
-                f"{overall.win_rate:.0%}"
-                if overall is not None and overall.win_rate is not None
-                else "",
+                md.lr_str(o.lr_star),
+                f"{md.est_str(o.best)} ({o.best_source})" if o.best else md.DASH,
+                md.basin_str(basin),
+                md.lr_str(o.divergence_lr),
+                md.wtl(o.paired.overall) if o.paired else md.DASH,
             )
     return table
 

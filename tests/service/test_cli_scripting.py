@@ -157,3 +157,51 @@ def test_version_and_completion() -> None:
     assert "complete" in script and "_completion" in script
     helptext = invoke(["--help"]).stdout
     assert "--install-completion" in helptext and "--version" in helptext
+
+
+def _all_commands() -> list[list[str]]:
+    import typer.main
+
+    root = typer.main.get_command(app)
+    out: list[list[str]] = [[]]
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        out.append([name])
+        out.extend([name, sub] for sub in getattr(cmd, "commands", {}))
+    return out
+
+
+def test_no_bool_noise_in_any_help() -> None:
+    for path in _all_commands():
+        text = invoke([*path, "--help"]).stdout
+        assert "<bool>" not in text, path
+    wait = invoke(["wait", "--help"]).stdout
+    assert "--progress" in wait and "--no-progress" in wait
+
+
+def test_demo_table_speaks_the_report_s_words(db: str, study_id: str, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from service.commands.demo import result_table
+    from studies.report import build_report, render
+    from studies.store import open_store
+
+    store = open_store(db)
+    try:
+        report = build_report(store, study_id)
+    finally:
+        store.close()
+    console = Console(record=True, width=250)
+    console.print(result_table(report))
+    text = console.export_text()
+    markdown = str(render(report, "md"))
+    html = str(render(report, "html"))
+    for words in ("η*", "ℓ* (source)", "W0.1 (grid bracket)", "divergence LR",
+                  "wins/ties/losses (η, seed)"):  # fmt: skip
+        assert words in text and words in markdown and words in html, words
+    # two seeds: intervals are the seeds' range, labelled as the report labels them
+    assert "range " in text and "[lo, hi]: 95% t" in text
+    for o in report.tasks[0].optimizers:
+        from studies.report import render_md as md
+
+        cell = f"{md.est_str(o.best)} ({o.best_source})"
+        assert cell in text and cell in markdown, cell
