@@ -265,6 +265,37 @@ class Client:
             params["outcome"] = str(outcome)
         return self._json("GET", f"/studies/{study_id}/trials", Page[TrialOut], params=params)
 
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Return the API's JSON answer to ``GET API_PREFIX + path``, as sent (no model).
+
+        What ``vradam-hpo ... --json`` prints, e.g. ``client.get_json("/studies")``.
+
+        Raises:
+            BadResponse: The body is not JSON.
+            ClientError: The request failed (NotFound, Unauthorized, ...).
+        """
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self._json("GET", path, None, params=clean)
+
+    def trials_dataframe(self, study_id: str, **filters: Any) -> Any:
+        """Return every trial of a study as a pandas DataFrame, one row per trial.
+
+        Columns as :func:`service.frames.trial_rows` names them: ``id``, ``cell_id``,
+        ``task``, ``optimizer``, ``seed``, ``outcome``, ``value``, ``params_<name>`` per
+        hyperparameter and ``metrics_<name>`` per final metric, ...
+
+        Args:
+            study_id: The study.
+            **filters: ``cell_id`` and/or ``outcome``, as in :meth:`trials`.
+
+        Raises:
+            ImportError: pandas is not installed (``pip install 'vradam-lab[pandas]'``).
+            NotFound: No such study.
+        """
+        from service.frames import trials_frame
+
+        return trials_frame(self.all_trials(study_id, **filters))
+
     def all_trials(self, study_id: str, **filters: Any) -> list[TrialOut]:
         """Return every trial of a study (all pages)."""
         out: list[TrialOut] = []

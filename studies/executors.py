@@ -40,4 +40,4 @@ def build_executor(
             address=ray_address,
             on_wait=on_wait,
         )
-    return create_executor("local", max_concurrent=config.max_concurrent)
+    return create_executor("local", max_concurrent=config.max_concurrent or 1)

@@ -45,7 +45,6 @@ DEFAULT_TASK_OPTION_MAX: dict[str, dict[str, float]] = {
         "batch_size": 65_536,
         "steps_per_epoch": 100_000,
         "eval_trajectories": 1_000_000,
-        "eval_samples": 10_000_000,
     },
     "cifar10_cnn": {
         "batch_size": 4096,
@@ -160,7 +159,7 @@ def limit_errors(spec: StudySpec, limits: Limits) -> Errors:
     _check_int("max_retries", spec.max_retries, limits.max_retries, "retries", errors)
     _check_int(
         "executor.max_concurrent",
-        spec.executor.max_concurrent,
+        spec.executor.max_concurrent or 0,  # omitted: what the cluster holds
         limits.max_concurrent,
         "concurrent trials",
         errors,

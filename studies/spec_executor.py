@@ -62,7 +62,12 @@ class ExecutorSpec(_Frozen):
 
     name: Literal["local", "ray"] = "local"
     resources_per_trial: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    max_concurrent: int = Field(default=1, ge=1)
+    max_concurrent: int | None = Field(
+        default=None,
+        ge=1,
+        description="Trials at a time; omitted: 1 on `local`, and on `ray` as many as the "
+        "cluster's CPUs (and GPUs) hold at `resources_per_trial`, at most the batch's trials.",
+    )
 
     @model_validator(mode="after")
     def _custom_needs_ray(self) -> ExecutorSpec:

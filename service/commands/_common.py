@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +34,13 @@ TokenOption = Annotated[
         help="API token (or set VRADAM_LAB_TOKEN).",
         show_default=False,
         show_envvar=True,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the API's JSON document on stdout (nothing else) instead of a table.",
     ),
 ]
 DbOption = Annotated[
@@ -170,6 +178,12 @@ def trials_table(trials: list[TrialOut]) -> Table:
 
 def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def print_json(data: object) -> None:
+    """Write one JSON document to stdout (indented; no colours, no wrapping)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def is_tty() -> bool:

@@ -54,11 +54,27 @@ if TYPE_CHECKING:
     from studies.runner import RunReport, StudyRunner
     from studies.spec import StudySpec
     from studies.store import Store, StudyRecord
+    from studies.trust import Trust
 
 logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 5.0
+
+
+def local_trust() -> Trust:
+    """:data:`~studies.trust.LOCAL` with relative data folders under the data root.
+
+    A ``data_dir: cifar10`` means ``$VRADAM_LAB_DATA_ROOT/cifar10`` (default
+    ``data/cifar10``) here exactly as on a service worker, which is where
+    ``vradam-hpo data download cifar10`` puts it; absolute paths stay as they are.
+    """
+    from dataclasses import replace
+
+    from service.settings import Settings
+    from studies.trust import LOCAL
+
+    return replace(LOCAL, data_root=Settings().data_root)
 
 
 def cli_worker_id() -> str:
@@ -249,7 +265,7 @@ def run(
             on_stop=StudyStatus.CANCELLED,  # Ctrl-C: the next run resumes it
         )
         record = runner.acquire(previous.id)  # ConflictError: another process holds it
-        spec = LOCAL.resolve(spec)  # absolute data paths: trials may run elsewhere
+        spec = local_trust().resolve(spec)  # absolute data paths: trials may run elsewhere
 
         def on_wait(note: str | None) -> None:
             if note is not None:

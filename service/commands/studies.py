@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from service.commands._common import (
     DEFAULT_URL,
+    JsonOption,
     TokenOption,
     UrlOption,
     cells_table,
@@ -18,6 +20,7 @@ from service.commands._common import (
     err_console,
     exit_for_status,
     is_tty,
+    print_json,
     study_table,
     trials_table,
 )
@@ -43,9 +46,17 @@ def submit(
         exit_for_status(study.id, study.status, study.error)
 
 
-def status(study_id: StudyId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+def status(
+    study_id: StudyId,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Show a study's status, progress per cell and outcome counts."""
     with cli_errors(), client(url, token) as c:
+        if as_json:
+            print_json(c.get_json(f"/studies/{study_id}"))
+            return
         study = c.get(study_id)
     console.print(cells_table(study))
     if study.note:
@@ -61,9 +72,14 @@ def list_(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """List studies, newest first."""
     with cli_errors(), client(url, token) as c:
+        if as_json:
+            params = {"status": status, "limit": limit, "offset": offset}
+            print_json(c.get_json("/studies", params))
+            return
         page = c.list(status=status, limit=limit, offset=offset)
     console.print(study_table(page.items))
     console.print(f"{len(page.items)} of {page.total}")
@@ -77,9 +93,28 @@ def trials(
     outcome: Annotated[str | None, typer.Option(help="Only this outcome.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOption = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option(
+            "--csv",
+            help="Print every matching trial (all pages) as CSV on stdout, one row per trial.",
+        ),
+    ] = False,
 ) -> None:
-    """List a study's trials."""
+    """List a study's trials (a table, the API's JSON page, or CSV of all of them)."""
+    if as_json and as_csv:
+        raise typer.BadParameter("use one of --json and --csv", param_hint="--csv")
     with cli_errors(), client(url, token) as c:
+        if as_json:
+            params = {"cell_id": cell, "outcome": outcome, "limit": limit, "offset": offset}
+            print_json(c.get_json(f"/studies/{study_id}/trials", params))
+            return
+        if as_csv:
+            from service.frames import trials_csv
+
+            sys.stdout.write(trials_csv(c.all_trials(study_id, cell_id=cell, outcome=outcome)))
+            return
         page = c.trials(study_id, cell_id=cell, outcome=outcome, limit=limit, offset=offset)
     console.print(trials_table(page.items))
     console.print(f"{len(page.items)} of {page.total}")

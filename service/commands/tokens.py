@@ -7,10 +7,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from service.commands._common import DbOption, cli_errors, console, db_url, err_console
+from service.commands._common import (
+    DbOption,
+    JsonOption,
+    cli_errors,
+    console,
+    db_url,
+    err_console,
+    print_json,
+)
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from studies.store import Store
+    from studies.store.records import TokenRecord
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
@@ -54,7 +65,7 @@ def create(
 
 
 @app.command("list")
-def list_(db: DbOption = None) -> None:
+def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List tokens (names, scopes, dates; never secrets)."""
     with cli_errors():
         store = _store(db)
@@ -62,6 +73,9 @@ def list_(db: DbOption = None) -> None:
             tokens = store.list_tokens()
         finally:
             store.close()
+    if as_json:
+        print_json([_token_json(t) for t in tokens])
+        return
     table = Table()
     for col in ("name", "scopes", "created", "last used", "revoked"):
         table.add_column(col)
@@ -74,6 +88,19 @@ def list_(db: DbOption = None) -> None:
             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
         )
     console.print(table)
+
+
+def _token_json(t: TokenRecord) -> dict[str, object]:
+    def when(d: datetime | None) -> str | None:
+        return d.isoformat() if d is not None else None
+
+    return {
+        "name": t.name,
+        "scopes": list(t.scopes),
+        "created_at": when(t.created_at),
+        "last_used_at": when(t.last_used_at),
+        "revoked_at": when(t.revoked_at),
+    }
 
 
 @app.command()

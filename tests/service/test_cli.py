@@ -163,6 +163,26 @@ def test_report_and_demo(tmp_path: Path) -> None:
     assert (again / "report.md").read_text().count("vradam") >= 1
     invoke(["report", "nope", "--db", db, "--out", str(again)], code=1)
 
+    # the same definition again: the finished study is reused, not rerun
+    (out / "report.md").unlink()
+    args = ["demo", "--spec", str(spec), "--db", db, "--out", str(out), "--no-progress"]
+    reused = invoke(args).stdout
+    assert f"reusing study {study.id}" in reused and "--fresh" in reused
+    assert "adamw" in reused and "Where to look next" in reused
+    assert (out / "report.md").stat().st_size > 0  # the report is written again
+    store = open_store(db)
+    try:
+        assert store.list_studies()[1] == 1
+    finally:
+        store.close()
+    fresh = invoke([*args, "--fresh"]).stdout
+    assert "reusing" not in fresh and "completed" in fresh
+    store = open_store(db)
+    try:
+        assert store.list_studies()[1] == 2
+    finally:
+        store.close()
+
 
 @pytest.mark.slow
 def test_serve_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

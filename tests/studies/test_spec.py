@@ -65,6 +65,24 @@ def test_demo_definition_is_the_issue_s_demo() -> None:
     assert s.executor.name == "local" and 2 <= len(s.seeds) <= 3 and len(s.tasks) == 2
 
 
+def test_quick_definition_is_small_and_beside_the_demo() -> None:
+    s = parse_spec(Path(__file__).parents[2] / "studies" / "definitions" / "quick.yaml")
+    assert s.name == "quick-lr-robustness" and s.executor.name == "local"
+    assert [t.name for t in s.tasks] == ["quadratic", "digits_cnn"]
+    n_trials = len(s.tasks) * len(s.optimizers) * s.sampler.points["lr"] * len(s.seeds)
+    assert n_trials == 60  # about 30 s on 2 cores: `vradam-hpo run .../quick.yaml`
+    assert all(t.budget.epochs <= 10 for t in s.tasks)
+
+
+def test_executor_concurrency_is_omitted_by_default() -> None:
+    s = parse_spec(spec())
+    assert s.executor.max_concurrent is None  # local: 1; ray: what the cluster holds
+    assert (
+        parse_spec(spec(executor={"name": "ray", "max_concurrent": 3})).executor.max_concurrent == 3
+    )
+    assert "executor.max_concurrent" in errors_of(spec(executor={"max_concurrent": 0}))
+
+
 def test_yaml_json_text_and_missing_file() -> None:
     text = json.dumps(spec())
     assert load_spec(text) == load_spec(spec())

@@ -95,11 +95,88 @@ def test_hypergrid_sampler_paths_and_backward_probabilities() -> None:
 
 
 def test_hypergrid_l1_of_a_policy_that_always_stops() -> None:
-    task = HyperGridTask(eval_samples=256, eval_trajectories=16)
+    task = HyperGridTask(eval_trajectories=16)
     model = task.build_model(0)
     with torch.no_grad():
         model.net[-1].bias[-1] = 100.0  # stop logit: every trajectory ends at the origin
     metrics = task.evaluate(model, "val")
-    assert metrics["l1"] == pytest.approx(2 * (1 - float(task.target[0])))
+    assert metrics["l1"] == pytest.approx(2 * (1 - float(task.target[0])), abs=1e-9)
     log_r0 = math.log(0.6)  # TB residual of the empty trajectory: log Z - log R(origin)
     assert metrics["loss"] == pytest.approx(log_r0**2, rel=1e-4)
+
+
+def _brute_force_terminal(table: dict, state: tuple[int, ...], p: float, out: dict) -> None:
+    """Walk every trajectory from ``state`` (arrived with probability ``p``)."""
+    probs = table[state]
+    out[state] = out.get(state, 0.0) + p * probs[-1]
+    for d, q in enumerate(probs[:-1]):
+        if q > 0:
+            nxt = tuple(c + (i == d) for i, c in enumerate(state))
+            _brute_force_terminal(table, nxt, p * q, out)
+
+
+@pytest.mark.parametrize(("ndim", "height"), [(2, 3), (3, 3), (1, 5), (2, 4)])
+def test_hypergrid_exact_distribution_matches_enumerating_every_trajectory(
+    ndim: int, height: int
+) -> None:
+    task = HyperGridTask(ndim=ndim, height=height, hidden=8)
+    model = task.build_model(3)
+    with torch.no_grad():
+        model.net[-1].bias.copy_(torch.linspace(-1.0, 1.5, ndim + 1))  # a skewed policy
+        dp = model.terminal_distribution()
+        states = model.all_states()
+        # the policy at every state, from one batch (float32 logits differ in the last
+        # bits between batch shapes); the walk then multiplies along every trajectory
+        probs = model.action_probs(states).tolist()
+        table = dict(zip(map(tuple, states.tolist()), probs, strict=True))
+        brute: dict[tuple[int, ...], float] = {}
+        _brute_force_terminal(table, (0,) * ndim, 1.0, brute)
+    assert dp.shape == (height,) * ndim and dp.dtype == torch.float64
+    assert float(dp.sum()) == pytest.approx(1.0, abs=1e-12)
+    assert len(brute) == height**ndim
+    for state, p in brute.items():
+        assert float(dp[state]) == pytest.approx(p, rel=1e-9, abs=1e-15), state
+    # evaluate's l1 is this distribution against the target, the same for both splits
+    l1 = float((dp.flatten() - task.target).abs().sum())
+    assert task.evaluate(model, "val")["l1"] == pytest.approx(l1, abs=1e-9)
+    assert task.evaluate(model, "test")["l1"] == task.evaluate(model, "val")["l1"]
+
+
+def _uniform(task: HyperGridTask):
+    model = task.build_model(0)
+    with torch.no_grad():
+        model.net[-1].weight.zero_()
+        model.net[-1].bias.zero_()  # equal logits: uniform over the valid actions
+    return model
+
+
+def test_hypergrid_uniform_policy_gives_the_known_distribution() -> None:
+    # D = 1: stop or step with probability 1/2 each, until the border (stop only)
+    h = 6
+    p = _uniform(HyperGridTask(ndim=1, height=h)).terminal_distribution().detach()
+    expected = [0.5 ** (s + 1) for s in range(h - 1)] + [0.5 ** (h - 1)]
+    assert p.tolist() == pytest.approx(expected, rel=1e-12)
+    # D = 2, H = 2: the origin stops with 1/3; (1,0) and (0,1) are reached with 1/3 each and
+    # stop with 1/2; (1,1) is reached from both with 1/3 * 1/2 and can only stop
+    p = _uniform(HyperGridTask(ndim=2, height=2)).terminal_distribution().detach()
+    assert p.tolist() == [pytest.approx([1 / 3, 1 / 6]), pytest.approx([1 / 6, 1 / 3])]
+
+
+def test_hypergrid_exact_l1_has_no_sampling_floor() -> None:
+    task = HyperGridTask(ndim=1, height=4, r1=0.0, r2=0.0)  # target: uniform over 4 states
+    model = task.build_model(0)
+    with torch.no_grad():  # stop probability 1/(4-s) at s: the uniform terminal distribution
+        states = model.all_states()
+        target_stop = torch.tensor([1 / 4, 1 / 3, 1 / 2, 1.0])
+        # route the one-hot state through both hidden layers unchanged, so that the stop
+        # logit at s is logit[s] and the step logit 0: P(stop | s) = sigmoid(logit[s])
+        for layer in (model.net[0], model.net[2], model.net[-1]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        model.net[0].weight[:4, :4] = torch.eye(4)
+        model.net[2].weight[:4, :4] = torch.eye(4)
+        logit = (target_stop / (1 - target_stop).clamp(min=1e-12)).log().clamp(max=30.0)
+        model.net[-1].weight[1, :4] = logit
+        probs = model.action_probs(states)
+    assert probs[:, 1].tolist() == pytest.approx(target_stop.tolist(), rel=1e-6)
+    assert task.evaluate(model, "val")["l1"] < 1e-6

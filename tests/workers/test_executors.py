@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +206,35 @@ def test_ray_run_left_by_its_caller_stops_tune(ray_cluster: None) -> None:
 def test_local_validates_its_limit() -> None:
     with pytest.raises(ValueError):
         LocalExecutor(max_concurrent=0)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_default_concurrency_follows_the_cluster_cpus(ray_cluster: None) -> None:
+    from workers.executors.ray_executor import RayExecutor
+
+    with RayExecutor(trial_fn=FAKE) as ex:  # no max_concurrent: the cluster decides
+        assert ex.auto_concurrency
+        requests = [req(i, sleep=0.4) for i in range(5)]
+        outs = list(ex.run(requests))
+        assert ex.max_concurrent == 2  # the session cluster has 2 CPUs, 1 per trial
+    spans = sorted((o.result.metrics["t0"], o.result.metrics["t1"]) for o in outs)
+    at_once = max(sum(1 for s in spans if s[0] <= t < s[1]) for t, _ in spans)
+    assert len(outs) == 5 and at_once == 2
+
+
+@pytest.mark.ray
+def test_ray_concurrency_estimate_before_ray_starts() -> None:
+    from studies.executors import build_executor
+    from studies.spec import load_spec
+    from workers.executors.ray_executor import RayExecutor
+
+    assert RayExecutor(num_cpus=6, cpus_per_trial=2).max_concurrent == 3
+    assert RayExecutor(max_concurrent=5, num_cpus=2).max_concurrent == 5
+    spec = load_spec(Path(__file__).parents[2] / "studies/definitions/hypergrid.yaml")
+    assert spec.executor.max_concurrent is None  # no hard-coded 64 any more
+    ex = build_executor(spec.executor)
+    assert isinstance(ex, RayExecutor) and ex.auto_concurrency
+    assert ex.max_concurrent == len(os.sched_getaffinity(0))  # 1 CPU per trial
+    with pytest.raises(ValueError):
+        RayExecutor(max_concurrent=0)

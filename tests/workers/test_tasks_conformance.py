@@ -41,7 +41,7 @@ SMOKE = {
     "hypergrid_gflownet": Smoke(
         lr=0.1,
         budget=Budget(epochs=2, steps_per_epoch=10),
-        options={"eval_samples": 1024, "eval_trajectories": 128},
+        options={"eval_trajectories": 128},
     ),
     "cifar10_cnn": Smoke(
         lr=1e-3,

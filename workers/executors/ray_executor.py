@@ -239,7 +239,9 @@ class RayExecutor(Executor):
     """Runs trials on Ray Tune (see the module docstring).
 
     Args:
-        max_concurrent: Trials at a time (Tune's ``max_concurrent_trials``).
+        max_concurrent: Trials at a time (Tune's ``max_concurrent_trials``); ``None``: as
+            many as the cluster's CPUs (and GPUs) hold at the per-trial resources, at most
+            the run's trials (estimated from this machine's CPUs until Ray starts).
         cpus_per_trial: CPUs reserved per trial.
         gpus_per_trial: GPUs per trial; fractions share a GPU (0.5: two trials per GPU).
         custom_resources: Custom Ray resources per trial (``{"gpu_node": 0.5}``): trials
@@ -262,7 +264,7 @@ class RayExecutor(Executor):
 
     def __init__(
         self,
-        max_concurrent: int = 1,
+        max_concurrent: int | None = None,
         cpus_per_trial: float = 1.0,
         gpus_per_trial: float = 0.0,
         address: str | None = None,
@@ -273,9 +275,12 @@ class RayExecutor(Executor):
         on_wait: Callable[[str | None], None] | None = None,
         custom_resources: Mapping[str, float] | None = None,
     ) -> None:
-        super().__init__(max_concurrent)
         if cpus_per_trial <= 0 or gpus_per_trial < 0:
             raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+        self.auto_concurrency = max_concurrent is None
+        local_cpus = num_cpus or len(os.sched_getaffinity(0))
+        estimate = max(1, int(local_cpus // cpus_per_trial))
+        super().__init__(estimate if max_concurrent is None else max_concurrent)
         custom = {str(k): float(v) for k, v in (custom_resources or {}).items()}
         clash = {k for k in custom if k.upper() in ("CPU", "GPU") or k == "memory"}
         if clash or any(v <= 0 for v in custom.values()):
@@ -328,6 +333,7 @@ class RayExecutor(Executor):
             on_wait=self.on_wait,
         )
 
+        concurrent = self._concurrency(len(requests))
         run_id = f"vradam-{uuid.uuid4().hex[:8]}"
         run = _RUNS[run_id] = _Run(requests, should_stop or (lambda: False), should_prune)
         stopper, collector = _Stopper(run_id), _Collector(run_id)
@@ -348,7 +354,7 @@ class RayExecutor(Executor):
             trainable,
             param_space={"i": tune.grid_search(list(range(len(requests))))},
             tune_config=tune.TuneConfig(
-                num_samples=1, max_concurrent_trials=self.max_concurrent, reuse_actors=True
+                num_samples=1, max_concurrent_trials=concurrent, reuse_actors=True
             ),
             run_config=tune.RunConfig(
                 name=run_id,
@@ -389,6 +395,24 @@ class RayExecutor(Executor):
             _RUNS.pop(run_id, None)
         if errors:
             raise RuntimeError(f"Ray Tune run failed: {errors[0]}") from errors[0]
+
+    def _concurrency(self, n_requests: int) -> int:
+        """Trials at a time for a run of ``n_requests`` (see ``max_concurrent``).
+
+        Without an explicit ``max_concurrent``, the connected cluster's CPUs (and GPUs)
+        divided by the per-trial resources; ``self.max_concurrent`` is updated to it, so
+        that the engine sizes later waves by what the cluster really holds.
+        """
+        if not self.auto_concurrency:
+            return self.max_concurrent
+        import ray
+
+        total = ray.cluster_resources()
+        slots = int(total.get("CPU", 0.0) // self.cpus_per_trial)
+        if self.gpus_per_trial > 0:
+            slots = min(slots, int(total.get("GPU", 0.0) // self.gpus_per_trial))
+        self.max_concurrent = max(1, slots)
+        return max(1, min(self.max_concurrent, n_requests))
 
     def close(self) -> None:
         """Shut down a Ray this executor started and remove its temporary storage."""
