@@ -10,7 +10,7 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    VRADAM_LAB_DATA_ROOT=/lab HOME=/home/lab
+    VRADAM_LAB_DATA_ROOT=/lab/data HOME=/home/lab
 WORKDIR /app
 
 RUN useradd --create-home --uid 1000 lab

@@ -98,12 +98,12 @@ def test_datasets_are_volumes_under_the_data_root() -> None:
     want = {"/lab/data/cifar10", "/lab/data/wikitext2", "/lab/data/shards"}
     for name in ("api", "ray-head", *GPU):
         env = SERVICES[name]["environment"]
-        assert env["VRADAM_LAB_DATA_ROOT"] == "/lab", name
+        assert env["VRADAM_LAB_DATA_ROOT"] == "/lab/data", name
         mounts = {v.split(":")[1] for v in SERVICES[name]["volumes"]}
         assert want <= mounts, name
     assert {"cifar10", "wikitext2", "shards", "pgdata"} <= set(DOC["volumes"])
     # the shipped definitions name these folders relative to the data root
-    for definition, folder in (("cifar10", "data/cifar10"), ("wikitext2", "data/wikitext2")):
+    for definition, folder in (("cifar10", "cifar10"), ("wikitext2", "wikitext2")):
         spec = yaml.safe_load((ROOT / "studies" / "definitions" / f"{definition}.yaml").read_text())
         assert spec["tasks"][0]["data_dir"] == folder
 
@@ -113,7 +113,7 @@ def test_the_image_is_writable_by_its_user_and_copies_every_package() -> None:
     lines = dockerfile.splitlines()
     user = lines.index("USER lab")
     chown = next(i for i, line in enumerate(lines) if "chown -R lab:lab /app /lab" in line)
-    assert chown < user and "ENV" in dockerfile and "VRADAM_LAB_DATA_ROOT=/lab" in dockerfile
+    assert chown < user and "ENV" in dockerfile and "VRADAM_LAB_DATA_ROOT=/lab/data" in dockerfile
     for folder in ("/lab/data/cifar10", "/lab/data/wikitext2", "/lab/data/shards"):
         assert folder in dockerfile
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
