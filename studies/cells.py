@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from optuna.trial import TrialState
 from labcore.budget import Budget
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
+from studies.optuna_trials import name_objective, new_running_trial, outcome_attrs
 from studies.sampling import (
     build_pruner,
     build_sampler,
@@ -112,10 +114,13 @@ class Cell:
             self.study.sampler = build_sampler(spec.sampler, self.space, seed_offset=n_existing)
         else:  # known configurations are enqueued as fixed trials: no sampler bookkeeping
             self.study.sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
-        # Mirroring: without a pruner, a trial whose configuration is already known needs
-        # no live Optuna trial; its result is added as one finished trial (one write, not
-        # six). Only a configuration the sampler has just proposed keeps its live trial.
+        # Without a pruner, a trial whose configuration is already known gets its Optuna
+        # trial only when it starts running (``start``: a real start time, live learning
+        # curves); one that never started but has a result (a resume) is added finished.
+        # A configuration the sampler has just proposed keeps its live trial.
         self.mirror = spec.pruning.name == "none"
+        self._lock = threading.Lock()
+        self._reported: dict[str, set[int]] = {}
         self._launched: dict[str, WorkItem] = {}
         self._next_number = n_existing
         self.live: dict[str, optuna.Trial] = {}
@@ -136,6 +141,7 @@ class Cell:
         self.study.set_user_attr("task", self.record.task)
         self.study.set_user_attr("optimizer", self.record.optimizer)
         self.study.set_user_attr("fixed", dict(self.opt.fixed))
+        name_objective(self.study, self.spec.objective.direction, self.spec.objective.metric)
         storage = self.study._storage
         for t in self.study.get_trials(deepcopy=False, states=_STALE):
             key = t.user_attrs.get("key")
@@ -277,13 +283,47 @@ class Cell:
             return self.live[key].number
         return self._next_number if key in self._launched else None
 
+    def start(self, key: str) -> int | None:
+        """The launched key started running: give it a live RUNNING Optuna trial.
+
+        A key that already has a live trial (the sampler's proposal, or an enqueued one
+        for a pruner) keeps it. Returns the Optuna trial number, or None for a key this
+        cell did not launch (a confirmation run).
+        """
+        with self._lock:
+            if key in self.live:
+                return self.live[key].number
+            item = self._launched.get(key)
+            if item is None:
+                return None
+            trial = new_running_trial(self.study, item.params, self.dists, self._attrs(item))
+            self.live[key] = trial
+            self._next_number += 1
+            return trial.number
+
+    def report(self, key: str, epoch: EpochMetrics) -> None:
+        """Report an epoch's objective to the key's live Optuna trial (a learning curve).
+
+        Epoch 0 (the initial evaluation) and non-finite values are not reported.
+        """
+        trial = self.live.get(key)
+        value = epoch.metrics.get(self.spec.objective.metric)
+        if trial is None or epoch.epoch <= 0 or value is None or not math.isfinite(value):
+            return
+        with self._lock:
+            steps = self._reported.setdefault(key, set())
+            if epoch.epoch in steps:
+                return
+            steps.add(epoch.epoch)
+        trial.report(float(value), step=epoch.epoch)
+
     def should_prune(self, request: TrialRequest, epoch: EpochMetrics) -> bool:
-        """Report the epoch's objective to Optuna's pruner; True to prune."""
+        """Report the epoch's objective to Optuna's pruner (once); True to prune."""
         trial = self.live.get(request.key)
         value = epoch.metrics.get(self.spec.objective.metric)
         if trial is None or value is None or not math.isfinite(value):
             return False
-        trial.report(float(value), step=epoch.epoch)
+        self.report(request.key, epoch)
         return trial.should_prune()
 
     # ------------------------------------------------------------------ telling
@@ -309,8 +349,7 @@ class Cell:
     ) -> None:
         """Add one finished trial to the Optuna study (mirror mode)."""
         attrs: dict[str, Any] = {**self._attrs(item), "outcome": outcome}
-        if diverged_at_step is not None:
-            attrs["diverged_at_step"] = diverged_at_step
+        attrs.update(outcome_attrs(self.spec.objective.metric, outcome, value, diverged_at_step))
         metric = self.spec.objective.metric
         curve = {
             e.epoch: float(e.metrics[metric])
@@ -346,10 +385,12 @@ class Cell:
         trial = self.live.pop(key, None)
         if trial is None:
             return None
+        self._reported.pop(key, None)
         outcome = "cancelled" if result is None else str(result.outcome)
+        step = None if result is None else result.diverged_at_step
         trial.set_user_attr("outcome", outcome)
-        if result is not None and result.diverged_at_step is not None:
-            trial.set_user_attr("diverged_at_step", result.diverged_at_step)
+        for name, attr in outcome_attrs(self.spec.objective.metric, outcome, value, step).items():
+            trial.set_user_attr(name, attr)
         if result is not None and result.outcome == Outcome.PRUNED:
             self.study.tell(trial, state=TrialState.PRUNED)
         elif result is not None and value is not None and result.outcome != Outcome.FAILED:

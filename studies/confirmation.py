@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from labcore.results import TrialResult
 from studies.cells import Cell
@@ -21,6 +22,9 @@ from studies.sampling import trial_key
 from studies.spec import StudySpec
 from studies.store import Store, TrialRecord
 from workers.executors.base import Executor, TrialRequest
+
+if TYPE_CHECKING:
+    from studies.live import LiveProgress
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ def run_confirmations(
     cells: list[Cell],
     stop: Callable[[], bool],
     on_record: Callable[[TrialRecord], None],
+    live: LiveProgress | None = None,
 ) -> int:
     """Run every pending confirmation, in waves until none is left; return how many ran.
 
@@ -86,7 +91,8 @@ def run_confirmations(
         if not requests:
             break
         n_wave = 0
-        for out in executor.run(requests, should_stop=stop):
+        hooks = {} if live is None else {"on_start": live.on_start, "on_epoch": live.on_epoch}
+        for out in executor.run(requests, should_stop=stop, **hooks):
             if out.cancelled:
                 continue
             n_run += 1

@@ -28,6 +28,7 @@ from labcore.errors import ConflictError
 from labcore.outcomes import Outcome
 from studies.cells import Cell, WorkItem, n_planned, optuna_study_name
 from studies.confirmation import n_confirmation, run_confirmations
+from studies.live import LiveProgress
 from studies.recording import record_result
 from studies.spec import StudySpec
 from studies.store import CellRecord, Store, StudyRecord, StudyStatus, TrialRecord
@@ -152,6 +153,7 @@ def execute(
     stop = _Throttled(should_stop)
     storage = open_optuna_storage(store.url)
     cells: list[Cell] = []
+    live = LiveProgress(store, record.id, {})
     try:
         for task in spec.tasks:
             for opt in spec.optimizers:
@@ -163,13 +165,15 @@ def execute(
                     n_planned(spec, opt.name),
                 )
                 cells.append(Cell(spec, rec, storage))
-        n_run = _run_cells(spec, store, executor, record, cells, stop, progress, t0)
+        live.cells = {c.record.id: c for c in cells}
+        n_run = _run_cells(spec, store, executor, record, cells, stop, progress, t0, live)
         return n_run, stop()
     except BaseException:
         for cell in cells:
             cell.abandon()
         raise
     finally:
+        live.clear()  # nothing of this run runs any more
         storage.remove_session()
         storage.engine.dispose()
 
@@ -191,8 +195,10 @@ def _run_cells(
     stop: _Throttled,
     progress: Callable[[ProgressEvent], None] | None,
     t0: float,
+    live: LiveProgress,
 ) -> int:
     by_id = {c.record.id: c for c in cells}
+    live.clear()  # rows a crashed run left behind: those trials run again
     state = {c.record.id: _cell_state(store, record.id, c) for c in cells}
     for c in cells:
         c.prepare(state[c.record.id][0])
@@ -231,10 +237,18 @@ def _run_cells(
 
         should_prune = prune if spec.pruning.name != "none" else None
         n_wave = 0
-        outcomes = executor.run(requests, should_stop=stop, should_prune=should_prune)
+        outcomes = executor.run(
+            requests,
+            should_stop=stop,
+            should_prune=should_prune,
+            on_start=live.on_start,
+            on_epoch=live.on_epoch,
+        )
         try:
             for out in outcomes:
                 rec = _handle(store, by_id[out.request.cell_id], out, state, stop)
+                if out.cancelled:
+                    live.clear(out.request.cell_id, out.request.key)
                 n_run += 1
                 n_wave += 1
                 if rec is not None:
@@ -249,7 +263,7 @@ def _run_cells(
         if n_wave == 0 and not stop():
             raise RuntimeError(f"executor {executor.name!r} returned no results")
     if not stop():  # the search is done: confirm each cell's η* on fresh seeds
-        n_run += run_confirmations(spec, store, executor, cells, stop, emit)
+        n_run += run_confirmations(spec, store, executor, cells, stop, emit, live)
     return n_run
 
 

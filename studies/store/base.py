@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labcore.results import TrialResult
-from studies.store.records import CellRecord, StudyRecord, StudyStatus, TokenRecord, TrialRecord
+from studies.store.records import (
+    CellRecord,
+    RunningTrialRecord,
+    StudyRecord,
+    StudyStatus,
+    TokenRecord,
+    TrialRecord,
+)
 
 
 class Store(abc.ABC):
@@ -302,6 +309,46 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def outcome_counts(self, study_id: str) -> dict[int, dict[str, int]]:
         """Return ``{cell_id: {outcome: count}}`` for the study's trials."""
+
+    # --------------------------------------------------------- running trials
+    @abc.abstractmethod
+    def start_trial(
+        self,
+        cell_id: int,
+        key: str,
+        hparams: Mapping[str, Any],
+        seed: int,
+        optuna_trial_number: int | None = None,
+    ) -> RunningTrialRecord:
+        """Mark a trial as running from now, replacing a stale running row of the key.
+
+        Running rows are progress, not results: :meth:`record_trial` removes the key's
+        row in its transaction, and a run of the study clears the rest
+        (:meth:`clear_running`) when it starts and ends.
+
+        Raises:
+            NotFoundError: No cell has this id.
+        """
+
+    @abc.abstractmethod
+    def update_running(
+        self, cell_id: int, key: str, epoch: int, step: int, metrics: Mapping[str, float]
+    ) -> bool:
+        """Store a running trial's latest epoch; return False when the key is not running."""
+
+    @abc.abstractmethod
+    def clear_running(
+        self, study_id: str, cell_id: int | None = None, key: str | None = None
+    ) -> int:
+        """Remove running rows of a study (of one cell, of one key); return how many."""
+
+    @abc.abstractmethod
+    def list_running(self, study_id: str) -> list[RunningTrialRecord]:
+        """Return the study's running trials, earliest start first (empty if unknown)."""
+
+    @abc.abstractmethod
+    def running_counts(self, study_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+        """Return ``{study_id: {cell_id: running trials}}`` for many studies at once."""
 
     # ------------------------------------------------------------------ tokens
     @abc.abstractmethod

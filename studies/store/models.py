@@ -181,6 +181,34 @@ class EpochRow(Base):
     effective_lr_ratio: Mapped[float | None] = mapped_column(sa.Float)
 
 
+class RunningTrialRow(Base):
+    """A trial that a worker runs now: its start and its latest epoch (live progress).
+
+    Deleted when the trial's result is recorded, when it is cancelled, and when a run of
+    its study starts or ends (a crash leaves stale rows; the next run clears them).
+    """
+
+    __tablename__ = "lab_running_trials"
+    __table_args__ = (sa.UniqueConstraint("cell_id", "key"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("lab_studies.id", ondelete="CASCADE"), index=True
+    )
+    cell_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("lab_cells.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(sa.String(128))
+    hparams: Mapped[dict[str, Any]] = mapped_column(SafeJSON)
+    seed: Mapped[int] = mapped_column(sa.Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    epoch: Mapped[int | None] = mapped_column(sa.Integer)
+    step: Mapped[int | None] = mapped_column(sa.Integer)
+    metrics: Mapped[dict[str, float] | None] = mapped_column(MetricsJSON)
+    optuna_trial_number: Mapped[int | None] = mapped_column(sa.Integer)
+
+
 class TokenRow(Base):
     """An API token (sha256 of the secret only)."""
 

@@ -7,7 +7,7 @@ Every datetime is timezone-aware UTC. Records are snapshots: mutate the database
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -133,6 +133,43 @@ class TrialRecord:
     finished_at: datetime | None
     epochs: tuple[EpochMetrics, ...] = ()
     device: str | None = None
+
+
+@dataclass(frozen=True)
+class RunningTrialRecord:
+    """A trial running now (live progress; it has no outcome yet).
+
+    Attributes:
+        id: Database id (of the running row, not of a :class:`TrialRecord`).
+        study_id: The owning study.
+        cell_id: The owning cell.
+        task: The cell's task.
+        optimizer: The cell's optimizer.
+        key: Canonical key of ``(hparams, seed)``.
+        hparams: The full hyperparameters.
+        seed: The trial's seed.
+        started_at: When the attempt started.
+        updated_at: When its latest epoch arrived (or it started).
+        epoch: The latest epoch reported (0: at initialisation), None before one.
+        step: The optimizer step at that epoch.
+        metrics: That epoch's metrics.
+        optuna_trial_number: The live Optuna trial, when there is one.
+    """
+
+    id: int
+    study_id: str
+    cell_id: int
+    task: str
+    optimizer: str
+    key: str
+    hparams: dict[str, Any]
+    seed: int
+    started_at: datetime
+    updated_at: datetime
+    epoch: int | None = None
+    step: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    optuna_trial_number: int | None = None
 
 
 @dataclass(frozen=True)

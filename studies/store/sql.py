@@ -30,11 +30,13 @@ from studies.store.models import (
     VERSION_TABLE,
     CellRow,
     EpochRow,
+    RunningTrialRow,
     StudyRow,
     TrialRow,
 )
 from studies.store.records import CellRecord, StudyRecord, StudyStatus
 from studies.store.sql_leases import LeasesMixin, apply_status
+from studies.store.sql_running import RunningMixin
 from studies.store.sql_tokens import TokensMixin
 from studies.store.sql_trials import TrialsMixin
 
@@ -65,7 +67,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
+class SQLStore(LeasesMixin, TrialsMixin, RunningMixin, TokensMixin, Store):
     """The store on a SQL database (see :class:`~studies.store.base.Store` for the contract).
 
     The rule for the embedded SQLite file (any number of processes may share it: serve,
@@ -363,7 +365,7 @@ class SQLStore(LeasesMixin, TrialsMixin, TokensMixin, Store):
             names = s.scalars(
                 sa.select(CellRow.optuna_study_name).where(CellRow.study_id == study_id)
             ).all()
-            for model in (EpochRow, TrialRow, CellRow):
+            for model in (EpochRow, RunningTrialRow, TrialRow, CellRow):
                 s.execute(sa.delete(model).where(model.study_id == study_id))
             s.execute(sa.delete(StudyRow).where(StudyRow.id == study_id))
         if names:

@@ -19,7 +19,7 @@ from labcore.errors import ConflictError, NotFoundError
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
 from studies.store import convert
-from studies.store.models import CellRow, EpochRow, TrialRow
+from studies.store.models import CellRow, EpochRow, RunningTrialRow, TrialRow
 from studies.store.records import TrialRecord
 
 FINAL = (Outcome.COMPLETE.value, Outcome.DIVERGED.value, Outcome.PRUNED.value)
@@ -98,6 +98,11 @@ class TrialsMixin:
         convert.fill_trial_row(row, hparams, seed, result, value, optuna_trial_number, _now())
         row.outcome = outcome
         row.attempts += 1
+        s.execute(  # the attempt ended: it is no longer running
+            sa.delete(RunningTrialRow).where(
+                RunningTrialRow.cell_id == cell_id, RunningTrialRow.key == key
+            )
+        )
         s.flush()
         s.add_all(
             EpochRow(

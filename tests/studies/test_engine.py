@@ -260,11 +260,13 @@ class _RecordsFirst(Executor):
         *,
         should_stop: Any = None,
         should_prune: Any = None,
+        **hooks: Any,
     ) -> Iterator[TrialOutcome]:
         for r in requests:
             self.asked[r.ident] += 1
             assert self.asked[r.ident] == 1, f"trial {r.key} was requested again"
-        for out in self.inner.run(requests, should_stop=should_stop, should_prune=should_prune):
+        inner = self.inner.run(requests, should_stop=should_stop, should_prune=should_prune, **hooks)
+        for out in inner:
             r = out.request
             self.other.record_trial(r.cell_id, r.key, r.hparams, r.seed, out.result, 42.0, None)
             yield out

@@ -92,6 +92,8 @@ class TrialOutcome:
 
 StopFn = Callable[[], bool]
 PruneFn = Callable[[TrialRequest, EpochMetrics], bool]
+StartFn = Callable[[TrialRequest], None]
+EpochFn = Callable[[TrialRequest, EpochMetrics], None]
 TrialFn = Callable[..., TrialResult]
 
 
@@ -164,6 +166,16 @@ def call_trial(
         return failed_result(f"{type(e).__name__}: {e}")
 
 
+def notify(hook: Callable[..., None] | None, *args: Any) -> None:
+    """Call a progress hook; its exceptions are logged, never raised into the trial."""
+    if hook is None:
+        return
+    try:
+        hook(*args)
+    except Exception:
+        logger.warning("a progress hook failed", exc_info=True)
+
+
 def failed_result(error: str) -> TrialResult:
     """A ``FAILED`` result with ``error``."""
     return TrialResult(outcome=Outcome.FAILED, metrics={}, error=error)
@@ -185,7 +197,11 @@ class Executor(abc.ABC):
           new trial starts, running trials are stopped within seconds and yielded with
           ``cancelled=True``; requests never started are either not yielded or yielded
           with ``cancelled=True``.
-        * Both hooks run in the process that called :meth:`run` (any thread).
+        * ``on_start(request)`` is called when a trial starts running, and
+          ``on_epoch(request, epoch_metrics)`` after every epoch (epoch 0, the initial
+          evaluation, included) before ``should_prune``: live progress. Their exceptions
+          are logged and never fail the trial.
+        * Every hook runs in the process that called :meth:`run` (any thread).
         * :meth:`close` releases resources (threads, a Ray cluster the executor started).
     """
 
@@ -203,6 +219,8 @@ class Executor(abc.ABC):
         *,
         should_stop: StopFn | None = None,
         should_prune: PruneFn | None = None,
+        on_start: StartFn | None = None,
+        on_epoch: EpochFn | None = None,
     ) -> Iterator[TrialOutcome]:
         """Run ``requests``; yield each outcome as it completes (see the contract)."""
 

@@ -9,14 +9,17 @@ from collections.abc import Iterator, Sequence
 from labcore.results import EpochMetrics
 from workers.executors.base import (
     DEFAULT_TRIAL_FN,
+    EpochFn,
     Executor,
     PruneFn,
+    StartFn,
     StopFn,
     TrialFn,
     TrialOutcome,
     TrialRequest,
     call_trial,
     load_trial_fn,
+    notify,
 )
 
 
@@ -53,11 +56,18 @@ class LocalExecutor(Executor):
         return self._fn
 
     def _run_one(
-        self, request: TrialRequest, should_stop: StopFn | None, should_prune: PruneFn | None
+        self,
+        request: TrialRequest,
+        should_stop: StopFn | None,
+        should_prune: PruneFn | None,
+        on_start: StartFn | None = None,
+        on_epoch: EpochFn | None = None,
     ) -> TrialOutcome:
         stopped = threading.Event()
+        notify(on_start, request)
 
         def report(epoch: EpochMetrics) -> bool:
+            notify(on_epoch, request, epoch)
             if should_stop is not None and should_stop():
                 stopped.set()
                 return True
@@ -81,6 +91,8 @@ class LocalExecutor(Executor):
         *,
         should_stop: StopFn | None = None,
         should_prune: PruneFn | None = None,
+        on_start: StartFn | None = None,
+        on_epoch: EpochFn | None = None,
     ) -> Iterator[TrialOutcome]:
         """Run ``requests`` in this process; yield outcomes as they complete.
 
@@ -95,7 +107,7 @@ class LocalExecutor(Executor):
             for request in requests:
                 if stop():
                     return
-                yield self._run_one(request, stop, should_prune)
+                yield self._run_one(request, stop, should_prune, on_start, on_epoch)
             return
         pending = list(requests)[::-1]
         with cf.ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="trial") as pool:
@@ -103,7 +115,16 @@ class LocalExecutor(Executor):
             try:
                 while pending or running:
                     while pending and len(running) < self.max_concurrent and not stop():
-                        running.add(pool.submit(self._run_one, pending.pop(), stop, should_prune))
+                        running.add(
+                            pool.submit(
+                                self._run_one,
+                                pending.pop(),
+                                stop,
+                                should_prune,
+                                on_start,
+                                on_epoch,
+                            )
+                        )
                     if not running:
                         return
                     done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)

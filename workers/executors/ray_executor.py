@@ -39,14 +39,17 @@ from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
 from workers.executors.base import (
     DEFAULT_TRIAL_FN,
+    EpochFn,
     Executor,
     PruneFn,
+    StartFn,
     StopFn,
     TrialOutcome,
     TrialRequest,
     call_trial,
     failed_result,
     load_trial_fn,
+    notify,
 )
 from workers.executors.ray_resources import wait_until_placeable
 
@@ -112,11 +115,18 @@ class _Run:
     """Driver-side state of one Tune run (shared by the stopper and the callback)."""
 
     def __init__(
-        self, requests: Sequence[TrialRequest], should_stop: StopFn, should_prune: PruneFn | None
+        self,
+        requests: Sequence[TrialRequest],
+        should_stop: StopFn,
+        should_prune: PruneFn | None,
+        on_start: StartFn | None = None,
+        on_epoch: EpochFn | None = None,
     ) -> None:
         self.requests = list(requests)
         self.should_stop = should_stop
         self.should_prune = should_prune
+        self.on_start = on_start
+        self.on_epoch_hook = on_epoch
         self.out: queue.Queue[TrialOutcome] = queue.Queue()
         self.epochs: dict[int, list[EpochMetrics]] = {}
         self.stopped: dict[int, str] = {}  # index -> "prune" | "cancel"
@@ -144,6 +154,7 @@ class _Run:
             effective_lr_ratio=result.get("elr"),
         )
         self.epochs.setdefault(index, []).append(epoch)
+        notify(self.on_epoch_hook, self.requests[index], epoch)
         if self.stopping():
             self.stopped[index] = "cancel"
             return True
@@ -219,7 +230,10 @@ class _Collector(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         run = _RUNS.get(self.run_id)
         if run is not None:
-            run.started.add(int(trial.config["i"]))
+            index = int(trial.config["i"])
+            if index not in run.started:
+                run.started.add(index)
+                notify(run.on_start, run.requests[index])
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         run = _RUNS.get(self.run_id)
@@ -318,6 +332,8 @@ class RayExecutor(Executor):
         *,
         should_stop: StopFn | None = None,
         should_prune: PruneFn | None = None,
+        on_start: StartFn | None = None,
+        on_epoch: EpochFn | None = None,
     ) -> Iterator[TrialOutcome]:
         """Run ``requests`` as one Tune run; yield outcomes as trials complete."""
         requests = list(requests)
@@ -335,7 +351,9 @@ class RayExecutor(Executor):
 
         concurrent = self._concurrency(len(requests))
         run_id = f"vradam-{uuid.uuid4().hex[:8]}"
-        run = _RUNS[run_id] = _Run(requests, should_stop or (lambda: False), should_prune)
+        run = _RUNS[run_id] = _Run(
+            requests, should_stop or (lambda: False), should_prune, on_start, on_epoch
+        )
         stopper, collector = _Stopper(run_id), _Collector(run_id)
         trainable = tune.with_resources(
             tune.with_parameters(
