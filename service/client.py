@@ -250,10 +250,19 @@ class Client:
         *,
         cell_id: int | None = None,
         outcome: str | None = None,
+        state: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> Page[TrialOut]:
-        """Return a page of a study's trials, oldest first.
+        """Return a page of a study's trials: running ones first, then finished, oldest first.
+
+        Args:
+            study_id: The study.
+            cell_id: Only this cell's trials.
+            outcome: Only finished trials with this outcome.
+            state: ``"running"`` or ``"finished"`` only (default: both).
+            limit: Page size.
+            offset: Page start.
 
         Raises:
             NotFound: No such study.
@@ -263,6 +272,8 @@ class Client:
             params["cell_id"] = cell_id
         if outcome:
             params["outcome"] = str(outcome)
+        if state:
+            params["state"] = str(state)
         return self._json("GET", f"/studies/{study_id}/trials", Page[TrialOut], params=params)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -297,7 +308,8 @@ class Client:
         return trials_frame(self.all_trials(study_id, **filters))
 
     def all_trials(self, study_id: str, **filters: Any) -> list[TrialOut]:
-        """Return every trial of a study (all pages)."""
+        """Return every finished trial of a study (all pages; ``state`` to choose others)."""
+        filters.setdefault("state", "finished")
         out: list[TrialOut] = []
         while True:
             page = self.trials(study_id, offset=len(out), limit=500, **filters)

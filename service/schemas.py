@@ -7,8 +7,8 @@ import strings only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics
 from studies.store.records import (
     CellRecord,
+    RunningTrialRecord,
     StudyRecord,
     StudyStatus,
     TrialRecord,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 API_PREFIX = "/v1"
 T = TypeVar("T")
+TrialState = Literal["running", "finished"]
 
 
 class Page(BaseModel, Generic[T]):
@@ -57,6 +59,7 @@ class CellProgress(BaseModel):
     optuna_study_name: str
     n_planned: int
     n_finished: int = Field(description="Trials with a final outcome (complete/diverged/pruned).")
+    n_running: int = Field(default=0, description="Trials running now.")
     counts: dict[str, int] = Field(description="Trials by latest outcome.")
 
 
@@ -65,6 +68,7 @@ class Progress(BaseModel):
 
     n_planned: int
     n_finished: int
+    n_running: int = Field(default=0, description="Trials running now, over all cells.")
     fraction: float = Field(ge=0.0, le=1.0)
     cells: list[CellProgress]
 
@@ -116,9 +120,14 @@ class StudyOut(BaseModel):
         *,
         now: datetime | None = None,
         include_spec: bool = True,
+        running: Mapping[int, int] | None = None,
     ) -> StudyOut:
-        """Build the API view of a study from the store's records (``spec`` if asked)."""
+        """Build the API view of a study from the store's records (``spec`` if asked).
+
+        ``running`` is ``{cell_id: trials running now}``.
+        """
         counts = counts or {}
+        running = running or {}
         cell_views: list[CellProgress] = []
         totals: dict[str, int] = {}
         for cell in cells:
@@ -133,6 +142,7 @@ class StudyOut(BaseModel):
                     optuna_study_name=cell.optuna_study_name,
                     n_planned=cell.n_planned,
                     n_finished=sum(c.get(str(o), 0) for o in Outcome.finals()),
+                    n_running=int(running.get(cell.id, 0)),
                     counts=c,
                 )
             )
@@ -154,6 +164,7 @@ class StudyOut(BaseModel):
             progress=Progress(
                 n_planned=planned,
                 n_finished=finished,
+                n_running=sum(c.n_running for c in cell_views),
                 fraction=min(1.0, finished / planned) if planned else 0.0,
                 cells=cell_views,
             ),
@@ -188,9 +199,15 @@ class EpochOut(BaseModel):
 
 
 class TrialOut(BaseModel):
-    """One (hyperparameters, seed) run of a cell and its latest result."""
+    """One (hyperparameters, seed) run of a cell: its latest result, or running now.
 
-    id: int
+    A running trial (``state: running``) has no ``id`` and no ``outcome`` yet; its
+    ``metrics`` are those of its latest epoch (``epoch``). A key that failed and runs
+    again appears twice: its failed result and its running attempt.
+    """
+
+    id: int | None = Field(description="The trial's id (null while it runs).")
+    state: TrialState = Field(default="finished", description="`running` or `finished`.")
     study_id: str
     cell_id: int
     task: str
@@ -198,7 +215,11 @@ class TrialOut(BaseModel):
     key: str
     hparams: dict[str, Any]
     seed: int
-    outcome: Outcome
+    outcome: Outcome | None = Field(description="How the latest attempt ended (null: running).")
+    started_at: datetime | None = Field(
+        default=None, description="When the attempt started (finished: estimated from wall time)."
+    )
+    epoch: int | None = Field(default=None, description="A running trial's latest epoch.")
     value: float | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     initial_metrics: dict[str, float] = Field(default_factory=dict)
@@ -222,7 +243,33 @@ class TrialOut(BaseModel):
     def from_record(cls, t: TrialRecord, *, with_epochs: bool = False) -> TrialOut:
         """Build the API view of a trial from the store's record."""
         out = cls.model_validate(t)
-        return out if with_epochs else out.model_copy(update={"epochs": None})
+        started = t.finished_at - timedelta(seconds=t.wall_time_s) if t.finished_at else None
+        update: dict[str, Any] = {"started_at": started, "state": "finished"}
+        if not with_epochs:
+            update["epochs"] = None
+        return out.model_copy(update=update)
+
+    @classmethod
+    def from_running(cls, r: RunningTrialRecord) -> TrialOut:
+        """Build the API view of a running trial (no id, no outcome)."""
+        elapsed = (datetime.now(UTC) - r.started_at).total_seconds()
+        return cls(
+            id=None,
+            state="running",
+            study_id=r.study_id,
+            cell_id=r.cell_id,
+            task=r.task,
+            optimizer=r.optimizer,
+            key=r.key,
+            hparams=r.hparams,
+            seed=r.seed,
+            outcome=None,
+            started_at=r.started_at,
+            epoch=r.epoch,
+            metrics=r.metrics,
+            wall_time_s=max(0.0, elapsed),
+            optuna_trial_number=r.optuna_trial_number,
+        )
 
 
 # ---------------------------------------------------------------------- catalog

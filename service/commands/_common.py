@@ -139,29 +139,34 @@ def client(url: str, token: str | None) -> Client:
 def study_table(studies: list[StudyOut]) -> Table:
     """A table of studies: id, name, status, progress, counts, elapsed."""
     table = Table(show_lines=False)
-    for col in ("id", "name", "status", "progress", "outcomes", "elapsed"):
+    for col in ("id", "name", "status", "progress", "running", "outcomes", "elapsed"):
         table.add_column(col)
     for s in studies:
         counts = " ".join(f"{k}={v}" for k, v in sorted(s.counts.items()))
         elapsed = f"{s.timings.elapsed_s:.1f}s" if s.timings.elapsed_s is not None else ""
         progress = f"{s.progress.n_finished}/{s.progress.n_planned}"
-        table.add_row(s.id, s.name, str(s.status), progress, counts, elapsed)
+        running = str(s.progress.n_running)
+        table.add_row(s.id, s.name, str(s.status), progress, running, counts, elapsed)
     return table
 
 
 def cells_table(study: StudyOut) -> Table:
     """A table of a study's cells with their progress and outcome counts."""
     table = Table(title=f"study {study.id} ({study.name}): {study.status}")
-    for col in ("cell", "task", "optimizer", "done", "outcomes"):
+    for col in ("cell", "task", "optimizer", "done", "running", "outcomes"):
         table.add_column(col)
     for c in study.progress.cells:
         counts = " ".join(f"{k}={v}" for k, v in sorted(c.counts.items()))
-        table.add_row(str(c.id), c.task, c.optimizer, f"{c.n_finished}/{c.n_planned}", counts)
+        done = f"{c.n_finished}/{c.n_planned}"
+        table.add_row(str(c.id), c.task, c.optimizer, done, str(c.n_running), counts)
     return table
 
 
 def trials_table(trials: list[TrialOut]) -> Table:
-    """A table of trials: id, cell, optimizer, hyperparameters, seed, outcome, value, device."""
+    """A table of trials: id, task, optimizer, hparams, seed, state/outcome, value, wall, device.
+
+    A running trial shows ``running`` (and its latest epoch) where the outcome will be.
+    """
     table = Table()
     cols = ("id", "task", "optimizer", "hparams", "seed", "outcome", "value", "wall", "device")
     for col in cols:
@@ -169,8 +174,12 @@ def trials_table(trials: list[TrialOut]) -> Table:
     for t in trials:
         hp = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.hparams.items()))
         value = _fmt(t.value) if t.value is not None else ""
+        ident = "" if t.id is None else str(t.id)
+        outcome = str(t.outcome) if t.outcome is not None else "running"
+        if t.outcome is None and t.epoch is not None:
+            outcome += f" (epoch {t.epoch})"
         table.add_row(
-            str(t.id), t.task, t.optimizer, hp, str(t.seed), str(t.outcome), value,
+            ident, t.task, t.optimizer, hp, str(t.seed), outcome, value,
             f"{t.wall_time_s:.2f}s", t.device or "",
         )  # fmt: skip
     return table

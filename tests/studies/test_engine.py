@@ -265,7 +265,9 @@ class _RecordsFirst(Executor):
         for r in requests:
             self.asked[r.ident] += 1
             assert self.asked[r.ident] == 1, f"trial {r.key} was requested again"
-        inner = self.inner.run(requests, should_stop=should_stop, should_prune=should_prune, **hooks)
+        inner = self.inner.run(
+            requests, should_stop=should_stop, should_prune=should_prune, **hooks
+        )
         for out in inner:
             r = out.request
             self.other.record_trial(r.cell_id, r.key, r.hparams, r.seed, out.result, 42.0, None)

@@ -83,6 +83,10 @@ def test_sigkill_mid_study_then_resume(tmp_path: Path) -> None:
     assert died.status == StudyStatus.RUNNING  # left as it died, under its lease
     assert died.worker_id == f"cli:{socket.gethostname()}:{proc.pid}"
     assert died.lease_expires_at is not None
+    stale = store.list_running(study_id)  # the trial it was running when it died
+    assert len(stale) <= 1 and all(
+        r.key not in {t.key for t in store.list_trials(study_id)[0]} for r in stale
+    )
 
     wait = (died.lease_expires_at - datetime.now(UTC)).total_seconds()
     time.sleep(max(0.0, wait) + 0.2)  # the dead run's lease expires: its study is free
@@ -91,6 +95,7 @@ def test_sigkill_mid_study_then_resume(tmp_path: Path) -> None:
     assert f"resuming study {study_id}" in done.stdout
     resumed = store.get_study(study_id)
     assert resumed.worker_id is None and resumed.lease_expires_at is None  # released
+    assert store.list_running(study_id) == []  # the stale row was cleared, its trial re-run
 
     studies, n_studies = store.list_studies()
     assert n_studies == 1 and studies[0].status == StudyStatus.COMPLETED

@@ -32,7 +32,8 @@ def study_view(store: Store, study_id: str) -> StudyOut:
     Raises:
         NotFoundError: No such study.
     """
-    return StudyOut.from_records(*store.study_with_details(study_id))
+    running = store.running_counts([study_id])[study_id]
+    return StudyOut.from_records(*store.study_with_details(study_id), running=running)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -129,13 +130,17 @@ def list_studies(
     """Return a page of studies, newest first, without their definitions unless asked.
 
     A constant number of queries whatever the page size: the page, its total, and the
-    cells and outcome counts of every study on it.
+    cells, outcome counts and running trials of every study on it.
     """
     with_spec = include == "spec"
     records, total, details = store.study_page(
         status=status_, limit=limit, offset=offset, with_spec=with_spec
     )
-    items = [StudyOut.from_records(r, *details[r.id], include_spec=with_spec) for r in records]
+    running = store.running_counts([r.id for r in records])
+    items = [
+        StudyOut.from_records(r, *details[r.id], include_spec=with_spec, running=running[r.id])
+        for r in records
+    ]
     return json_response(Page[StudyOut](items=items, total=total, limit=limit, offset=offset))
 
 

@@ -1,4 +1,4 @@
-"""A study's trials: listing (filter by cell and outcome) and one trial with its epochs."""
+"""A study's trials: the listing (running ones first) and one trial with its epochs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from labcore.outcomes import Outcome
 from service.auth import ReadAccess, StoreDep
 from service.errors import error_responses
 from service.params import CellIdQuery, Offset, StudyId, TrialId
-from service.schemas import Page, TrialOut
+from service.schemas import Page, TrialOut, TrialState
 
 router = APIRouter(
     prefix="/studies/{study_id}/trials",
@@ -27,25 +27,39 @@ def list_trials(
     store: StoreDep,
     cell_id: CellIdQuery = None,
     outcome: Annotated[Outcome | None, Query(description="Only trials with this outcome.")] = None,
+    state: Annotated[
+        TrialState | None, Query(description="Only `running` or only `finished` trials.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> Page[TrialOut]:
-    """Return a page of the study's trials, oldest first.
+    """Return a page of the study's trials: running ones first, then finished ones.
+
+    Running trials come earliest start first, finished ones oldest first.
+    A running trial has ``state: running``, its ``started_at`` and latest epoch, and no
+    ``outcome``; filtering by ``outcome`` lists finished trials only.
 
     Raises:
         NotFoundError: No such study (404).
     """
     store.get_study(study_id)
-    items, total = store.list_trials(
-        study_id,
-        cell_id=cell_id,
-        outcome=str(outcome) if outcome else None,
-        limit=limit,
-        offset=offset,
-    )
-    return Page[TrialOut](
-        items=[TrialOut.from_record(t) for t in items], total=total, limit=limit, offset=offset
-    )
+    running = []
+    if state != "finished" and outcome is None:
+        running = [r for r in store.list_running(study_id) if cell_id in (None, r.cell_id)]
+    items = [TrialOut.from_running(r) for r in running[offset : offset + limit]]
+    total = len(running)
+    if state != "running":
+        room = limit - len(items)
+        finished, n_finished = store.list_trials(
+            study_id,
+            cell_id=cell_id,
+            outcome=str(outcome) if outcome else None,
+            limit=max(room, 1),
+            offset=max(0, offset - len(running)),
+        )
+        items.extend(TrialOut.from_record(t) for t in finished[: max(room, 0)])
+        total += n_finished
+    return Page[TrialOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{trial_id}", summary="One trial with its per-epoch metrics")
