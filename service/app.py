@@ -14,8 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from service.api.routes import catalog, health, reports, studies, trials
+from service.api.routes import catalog, health, reports, studies, trials, ui
 from service.errors import install_error_handlers
 from service.middleware import BodySizeLimit
 from service.schemas import API_PREFIX
@@ -32,6 +33,8 @@ Authentication: `Authorization: Bearer <token>` with a token from
 `vradam-hpo token create --name NAME`. Writes need the `write` scope; reads need a token
 unless the server runs in local mode on 127.0.0.1. Every error has the body
 `{"error": {"code", "message", "fields": [{"path", "message"}]}}`.
+
+In a browser: `/ui` lists the studies with their progress, running trials and reports.
 """
 
 # A complete, valid definition (seconds to run): the docs' and the fuzzer's example.
@@ -72,14 +75,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if owns_store:
                 app.state.store.close()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from fastapi-offline's bundled assets (under
+    # /static-offline-docs), not from a CDN: the docs work without internet.
+    app = FastAPIOffline(
         title="VRAdam Lab",
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
     )
     app.state.settings = settings
     if store is not None:
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router, include_in_schema=False)
+    app.include_router(ui.router)  # /, /ui, /ui/studies/{id}: HTML, not in the schema
     for module in (studies, trials, reports, catalog, health):
         app.include_router(module.router, prefix=API_PREFIX)
     app.openapi = _openapi_with_spec(app)  # type: ignore[method-assign]

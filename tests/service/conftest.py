@@ -24,7 +24,14 @@ __all__ = ["TestClient", "fake_result", "free_port", "quadratic_spec"]
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-LAB_TABLES = ("lab_trial_epochs", "lab_trials", "lab_cells", "lab_studies", "lab_tokens")
+LAB_TABLES = (
+    "lab_trial_epochs",
+    "lab_running_trials",
+    "lab_trials",
+    "lab_cells",
+    "lab_studies",
+    "lab_tokens",
+)
 
 
 def quadratic_spec(
