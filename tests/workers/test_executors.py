@@ -111,6 +111,28 @@ def test_should_prune_stops_a_trial_as_pruned(executor_factory: Any) -> None:
     assert 0 not in seen  # the epoch at initialisation is never offered to the pruner
 
 
+def test_progress_hooks_see_each_start_and_every_epoch(executor_factory: Any) -> None:
+    ex = executor_factory(max_concurrent=1)
+    events: list[tuple[str, str, int]] = []
+    lock = threading.Lock()
+
+    def on_start(request: TrialRequest) -> None:
+        with lock:
+            events.append(("start", request.key, -1))
+
+    def on_epoch(request: TrialRequest, epoch: Any) -> None:
+        with lock:
+            events.append(("epoch", request.key, epoch.epoch))
+        raise RuntimeError("a broken hook must not fail the trial")
+
+    requests = [req(0, epochs=3), req(1, epochs=2)]
+    outs = list(ex.run(requests, on_start=on_start, on_epoch=on_epoch))
+    assert {o.result.outcome for o in outs} == {Outcome.COMPLETE}
+    for r, n in ((requests[0], 3), (requests[1], 2)):
+        mine = [(kind, e) for kind, key, e in events if key == r.key]
+        assert mine == [("start", -1)] + [("epoch", e) for e in range(n + 1)]  # epoch 0 too
+
+
 def test_should_stop_cancels_within_seconds(executor_factory: Any) -> None:
     ex = executor_factory(max_concurrent=2)
     requests = [req(i, epochs=40, sleep=0.25) for i in range(4)]  # 10 s each if not stopped
