@@ -257,17 +257,22 @@ class Cell:
             self.study.enqueue_trial(item.params, user_attrs=self._attrs(item))
             self.live[item.key] = self.study.ask(self.dists)
             self._next_number += 1
+        return self.request(item.hparams, item.seed, item.key)
+
+    def request(self, hparams: Mapping[str, Any], seed: int, key: str) -> TrialRequest:
+        """The executor request of one ``(hparams, seed)`` of this cell."""
         return TrialRequest(
             task=self.record.task,
-            optimizer=self.record.optimizer,
-            hparams=item.hparams,
-            seed=item.seed,
+            optimizer=self.opt.name,  # the registry name; the cell's is the arm's key
+            hparams=dict(hparams),
+            seed=seed,
             budget=self.budget,
             loss_factor=self.spec.divergence.loss_factor,
             data_dir=self.task.data_dir,
             task_options=dict(self.task.options),
-            key=item.key,
+            key=key,
             cell_id=self.record.id,
+            schedule=self.spec.schedule.to_schedule(),
         )
 
     @staticmethod

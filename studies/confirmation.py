@@ -43,7 +43,7 @@ def pending_confirmations(spec: StudySpec, store: Store, cell: Cell) -> list[Tri
     records, _ = store.list_trials(cell.record.study_id, cell_id=cell.record.id, limit=10**9)
     hparams = select_for_confirmation(spec, records)
     if hparams is None:
-        logger.warning("cell %s/%s: no usable search run to confirm", cell.task.name, cell.opt.name)
+        logger.warning("cell %s/%s: no usable search run to confirm", cell.task.name, cell.opt.key)
         return []
     by_key = {r.key: r for r in records}
     limit = 1 + spec.max_retries
@@ -53,20 +53,7 @@ def pending_confirmations(spec: StudySpec, store: Store, cell: Cell) -> list[Tri
         done = by_key.get(key)
         if done is not None and (done.outcome.final or done.attempts >= limit):
             continue
-        out.append(
-            TrialRequest(
-                task=cell.record.task,
-                optimizer=cell.record.optimizer,
-                hparams=dict(hparams),
-                seed=seed,
-                budget=cell.budget,
-                loss_factor=spec.divergence.loss_factor,
-                data_dir=cell.task.data_dir,
-                task_options=dict(cell.task.options),
-                key=key,
-                cell_id=cell.record.id,
-            )
-        )
+        out.append(cell.request(hparams, seed, key))
     return out
 
 

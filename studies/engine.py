@@ -160,9 +160,9 @@ def execute(
                 rec = store.ensure_cell(
                     record.id,
                     task.name,
-                    opt.name,
-                    optuna_study_name(spec.name, record.id, task.name, opt.name),
-                    n_planned(spec, opt.name),
+                    opt.key,
+                    optuna_study_name(spec.name, record.id, task.name, opt.key),
+                    n_planned(spec, opt.key),
                 )
                 cells.append(Cell(spec, rec, storage))
         live.cells = {c.record.id: c for c in cells}

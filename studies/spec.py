@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from labcore.errors import SpecError
 from studies.spec_executor import ExecutorSpec, ResourcesSpec  # noqa: F401 - re-exported
+from studies.spec_trial import DivergenceSpec, PruningSpec, ScheduleSpec
 
 if TYPE_CHECKING:
     from studies.trust import Trust
@@ -106,6 +107,14 @@ class OptimizerSpec(_Frozen):
     """One optimizer of the study."""
 
     name: str = Field(description="Optimizer registry name, or an import string `pkg.mod:Cls`.")
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="This arm's name in results (default: `name`), so one optimizer can be "
+        "listed more than once with different fixed values (e.g. VRAdam's knobs).",
+    )
     fixed: dict[str, Any] = Field(default_factory=dict, description="Fixed hyperparameters.")
     search_space: dict[str, ParamSpec] = Field(
         default_factory=dict,
@@ -116,6 +125,11 @@ class OptimizerSpec(_Frozen):
     @classmethod
     def _numbers(cls, v: Any) -> Any:
         return _coerce_numbers(v) if isinstance(v, Mapping) else v
+
+    @property
+    def key(self) -> str:
+        """The arm's name in cells, trials and reports: ``label``, else ``name``."""
+        return self.label or self.name
 
 
 class SamplerSpec(_Frozen):
@@ -144,22 +158,6 @@ class ObjectiveSpec(_Frozen):
 
     metric: str = "val_loss"
     direction: Literal["minimize", "maximize"] = "minimize"
-
-
-class DivergenceSpec(_Frozen):
-    """Divergence stops are always on: a loss above ``loss_factor`` x initial, or non-finite."""
-
-    loss_factor: float = Field(default=10.0, gt=1.0)
-
-
-class PruningSpec(_Frozen):
-    """Early stopping of unpromising trials; off by default (it biases LR comparisons)."""
-
-    name: Literal["none", "median", "asha"] = "none"
-    n_startup_trials: int = Field(default=5, ge=0, description="median: trials before pruning.")
-    n_warmup_epochs: int = Field(default=1, ge=0, description="median: epochs before pruning.")
-    min_resource: int = Field(default=1, ge=1, description="asha: minimum epochs.")
-    reduction_factor: int = Field(default=3, ge=2, description="asha: reduction factor.")
 
 
 class AnalysisSpec(_Frozen):
@@ -209,6 +207,7 @@ class StudySpec(_Frozen):
     pruning: PruningSpec = Field(default_factory=PruningSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     max_retries: int = Field(default=2, ge=0)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     confirmation: ConfirmationSpec | None = Field(
         default=None, description="Confirmation runs of each cell's η* on fresh seeds."
@@ -246,12 +245,12 @@ class StudySpec(_Frozen):
                 return t
         raise KeyError(name)
 
-    def optimizer(self, name: str) -> OptimizerSpec:
-        """Return the optimizer entry called ``name`` (KeyError if absent)."""
+    def optimizer(self, key: str) -> OptimizerSpec:
+        """Return the optimizer entry whose :attr:`OptimizerSpec.key` is ``key`` (KeyError)."""
         for o in self.optimizers:
-            if o.name == name:
+            if o.key == key:
                 return o
-        raise KeyError(name)
+        raise KeyError(key)
 
     def space_for(self, optimizer: str) -> dict[str, ParamSpec]:
         """The dimensions searched for ``optimizer``: the shared space plus its extras."""
@@ -259,7 +258,7 @@ class StudySpec(_Frozen):
 
     def extra_dimensions(self) -> dict[str, list[str]]:
         """``{optimizer: [dimension, ...]}`` searched for that optimizer only."""
-        return {o.name: sorted(o.search_space) for o in self.optimizers if o.search_space}
+        return {o.key: sorted(o.search_space) for o in self.optimizers if o.search_space}
 
     def disclosures(self) -> list[str]:
         """Sentences a report must show about departures from a plain, fair comparison."""
@@ -280,7 +279,7 @@ class StudySpec(_Frozen):
             )
         shared = {k for o in self.optimizers for k in o.fixed}
         for k in sorted(shared):
-            values = {o.name: o.fixed[k] for o in self.optimizers if k in o.fixed}
+            values = {o.key: o.fixed[k] for o in self.optimizers if k in o.fixed}
             if len(values) > 1 and len({json.dumps(v) for v in values.values()}) > 1:
                 detail = ", ".join(f"{n}={v}" for n, v in values.items())
                 out.append(f"{k} is fixed to different values per optimizer ({detail})")

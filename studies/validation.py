@@ -59,6 +59,15 @@ def _check_tasks(spec: StudySpec, errors: Errors) -> None:
                     f"it reports {list(info.metrics)}",
                 )
             )
+        budget = t.budget or info.default_budget
+        if spec.schedule.name != "constant" and budget.steps_per_epoch is None:
+            errors.append(
+                (
+                    f"tasks.{i}.budget.steps_per_epoch",
+                    f"a {spec.schedule.name} schedule needs the total number of steps: "
+                    "set steps_per_epoch",
+                )
+            )
         for opt in t.options:
             if opt not in info.options:
                 known = sorted(info.options) or "none"
@@ -70,10 +79,16 @@ def _check_tasks(spec: StudySpec, errors: Errors) -> None:
 def _check_optimizers(spec: StudySpec, errors: Errors) -> dict[str, OptimizerInfo]:
     from workers.optimizers.registry import get_optimizer_info
 
-    infos: dict[str, OptimizerInfo] = {}
+    infos: dict[str, OptimizerInfo] = {}  # by arm (OptimizerSpec.key)
     for i, o in enumerate(spec.optimizers):
-        if o.name in infos:
-            errors.append((f"optimizers.{i}.name", f"optimizer {o.name!r} is listed twice"))
+        if o.key in infos:
+            field = "label" if o.label else "name"
+            errors.append(
+                (
+                    f"optimizers.{i}.{field}",
+                    f"optimizer {o.key!r} is listed twice (give each entry its own `label`)",
+                )
+            )
             continue
         try:
             info = get_optimizer_info(o.name)
@@ -83,7 +98,7 @@ def _check_optimizers(spec: StudySpec, errors: Errors) -> dict[str, OptimizerInf
         except Exception as e:  # a user import string that does not import
             errors.append((f"optimizers.{i}.name", f"cannot load optimizer {o.name!r}: {e}"))
             continue
-        infos[o.name] = info
+        infos[o.key] = info
         _check_one_optimizer(spec, i, o, info, errors)
     return infos
 

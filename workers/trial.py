@@ -57,6 +57,7 @@ from labcore.budget import Budget
 from labcore.errors import SpecError, TrialError
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, Reporter, TrialResult
+from labcore.schedule import Schedule
 from workers.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -230,6 +231,42 @@ def _check_budget(budget: Budget, loss_factor: float) -> None:
         raise SpecError(errors)
 
 
+def _scheduler(
+    opt: torch.optim.Optimizer, schedule: Schedule | Mapping[str, Any] | None, budget: Budget
+) -> Callable[[int], None] | None:
+    """A function that sets every group's lr for a step (1-based), or ``None`` if constant.
+
+    The groups' learning rates at construction are the peaks the schedule multiplies.
+
+    Raises:
+        SpecError: The schedule is invalid, or the budget has no ``steps_per_epoch``.
+    """
+    if isinstance(schedule, Mapping):  # e.g. a schedule read from JSON
+        try:
+            schedule = Schedule(**schedule)
+        except (TypeError, ValueError) as e:
+            raise SpecError(str(e), field="schedule") from None
+    if schedule is None or schedule.constant:
+        return None
+    if budget.steps_per_epoch is None:
+        raise SpecError(
+            f"a {schedule.name} schedule needs the total number of steps: set it",
+            field="budget.steps_per_epoch",
+        )
+    total = budget.epochs * budget.steps_per_epoch
+    peaks = [float(g["lr"]) for g in opt.param_groups]
+
+    def set_lr(step: int) -> None:
+        f = schedule.factor(step, total)
+        for g, peak in zip(opt.param_groups, peaks, strict=True):
+            if hasattr(g["lr"], "fill_"):  # a tensor lr (capturable): update in place
+                g["lr"].fill_(peak * f)
+            else:
+                g["lr"] = peak * f
+
+    return set_lr
+
+
 class _Run:
     """The state of one trial, so a failure can still report what happened before it."""
 
@@ -251,6 +288,7 @@ class _Run:
         data_dir: str | None,
         task_options: Mapping[str, Any] | None,
         should_stop: Callable[[], bool] | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         import torch
 
@@ -269,6 +307,7 @@ class _Run:
         _check_budget(budget, loss_factor)
         model = task_obj.build_model(seed).to(dev)
         opt = build_optimizer(optimizer, model, hparams)
+        set_lr = _scheduler(opt, schedule, budget)
         window = _check_window(dev)
         on_host = window == 1
         self.log = log = _StepLog(window, loss_factor)
@@ -292,6 +331,8 @@ class _Run:
                 log.add_loss(loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if set_lr is not None:
+                    set_lr(log.step)
                 opt.step()
                 if track_lr is None:
                     track_lr = any("effective_lr" in g for g in opt.param_groups)
@@ -332,6 +373,7 @@ def run_trial(
     data_dir: str | None = None,
     task_options: Mapping[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    schedule: Schedule | Mapping[str, Any] | None = None,
 ) -> TrialResult:
     """Train ``task`` with ``optimizer`` at ``hparams`` from ``seed``; never raises.
 
@@ -355,6 +397,8 @@ def run_trial(
         should_stop: Polled in the batch loop at most every ``STOP_POLL_S`` seconds;
             True stops the run as ``pruned`` (a cancellation that need not wait for the
             epoch's end). Keep it cheap.
+        schedule: The learning-rate schedule (``None``: constant); ``hparams["lr"]`` is its
+            peak. A non-constant schedule needs ``budget.steps_per_epoch``.
 
     Returns:
         The result. Exceptions (including invalid arguments) become ``failed``.
@@ -375,6 +419,7 @@ def run_trial(
             data_dir,
             task_options,
             should_stop,
+            schedule,
         )
     except _Diverged as stop:
         outcome, diverged_at = Outcome.DIVERGED, stop.step

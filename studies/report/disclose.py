@@ -23,12 +23,17 @@ def pruning_name(pruning: object) -> str | None:
     return None if pruning in _OFF else str(pruning)
 
 
+def arm_name(o: Mapping[str, Any]) -> str:
+    """An optimizer entry's name in results: its ``label``, else its ``name``."""
+    return str(o.get("label") or o["name"])
+
+
 def _extra_dims(spec: Mapping[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for o in spec.get("optimizers") or []:
         space = o.get("search_space") or {}
         if space and "name" in o:
-            out.setdefault(str(o["name"]), []).extend(sorted(space))
+            out.setdefault(arm_name(o), []).extend(sorted(space))
     return out
 
 
@@ -60,9 +65,7 @@ def disclosures(
             "the best mean over seeds."
         )
     fixed = {
-        str(o["name"]): dict(o.get("fixed") or {})
-        for o in spec.get("optimizers") or []
-        if "name" in o
+        arm_name(o): dict(o.get("fixed") or {}) for o in spec.get("optimizers") or [] if "name" in o
     }
     if len({json.dumps(f, sort_keys=True, default=str) for f in fixed.values()}) > 1:
         notes.append("Fixed hyperparameters differ between optimizers (see the list above).")

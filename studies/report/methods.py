@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from studies.report.collect import Collected
+from studies.report.disclose import arm_name
 from studies.report.model import DELTAS, MethodsItem, TaskReport
 from studies.report.stats import BOOTSTRAP_RESAMPLES, MIN_SEEDS_FOR_CI
 
@@ -21,6 +22,23 @@ def _task_options(task: str, spec_task: Mapping[str, Any]) -> dict[str, Any]:
 
 def _fmt(d: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items()) or "none (optimizer defaults)"
+
+
+def _with_name(o: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's fixed settings; a labelled arm also names its optimizer."""
+    fixed = dict(o.get("fixed") or {})
+    return {"optimizer": o["name"], **fixed} if o.get("label") else fixed
+
+
+def _schedule(spec: Mapping[str, Any]) -> str:
+    sched = dict(spec.get("schedule") or {})
+    if sched.get("name", "constant") == "constant":
+        return "constant learning rate (no scheduler, no warm-up) for every optimizer."
+    return (
+        f"{sched['name']} for every optimizer: linear warm-up over "
+        f"{100 * float(sched.get('warmup_fraction', 0.05)):g}% of the steps, then cosine decay "
+        f"to {float(sched.get('final_factor', 0.0)):g}x the peak; the η axis is the peak rate."
+    )
 
 
 def _steps(task: TaskReport, col: Collected) -> str:
@@ -121,15 +139,11 @@ def methods(
                 f"compute: {compute:.0f} s of trial wall-clock time.",
             )
         )
-    fixed = {
-        str(o["name"]): dict(o.get("fixed") or {})
-        for o in spec.get("optimizers") or []
-        if "name" in o
-    }
+    fixed = {arm_name(o): _with_name(o) for o in spec.get("optimizers") or [] if "name" in o}
     items += [
         MethodsItem(
             topic="Schedules",
-            text="constant learning rate (no scheduler, no warm-up) for every optimizer.",
+            text=_schedule(spec),
         ),
         MethodsItem(
             topic="Fixed settings",

@@ -71,7 +71,7 @@ class CellRecord:
         id: Database id.
         study_id: The owning study.
         task: Task registry name.
-        optimizer: Optimizer registry name (or import string).
+        optimizer: The arm: the entry's label, else its registry name (or import string).
         optuna_study_name: ``<study>/<task>/<optimizer>``.
         n_planned: Trials planned for this cell (grid points x seeds, or n_trials x seeds).
     """

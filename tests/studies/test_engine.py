@@ -334,3 +334,36 @@ def test_resume_adds_a_retried_success_that_was_never_told(store: SQLStore) -> N
     told = by_key[trial_key(retried, 0)][0]
     assert told.state == optuna.trial.TrialState.COMPLETE and told.value == 0.25
     assert by_key[trial_key(no_value, 0)][0].user_attrs["outcome"] == "diverged"
+
+
+def test_labelled_arms_and_a_schedule_reach_the_trials(store: SQLStore) -> None:
+    """Two VRAdam arms (labels) are cells of their own; both run VRAdam under the schedule."""
+    seen: list[TrialRequest] = []
+
+    class Recording(LocalExecutor):
+        def run(self, requests, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.extend(requests)
+            return super().run(requests, *args, **kwargs)
+
+    spec = quadratic_spec(
+        tasks=[{"name": "quadratic", "budget": {"epochs": 2, "steps_per_epoch": 5}}],
+        optimizers=[
+            {"name": "vradam", "fixed": {"beta3": 1.0}},
+            {"name": "vradam", "label": "vradam-b10", "fixed": {"beta3": 10.0}},
+        ],
+        schedule={"name": "warmup_cosine", "warmup_fraction": 0.2},
+        seeds=[0],
+    )
+    summary = run_study(spec, store, Recording())
+    assert summary.status == StudyStatus.COMPLETED and summary.n_run == 6
+    assert sorted(c.optimizer for c in store.list_cells(summary.study_id)) == [
+        "vradam",
+        "vradam-b10",
+    ]
+    assert {r.optimizer for r in seen} == {"vradam"}  # the registry name, not the label
+    assert {r.hparams["beta3"] for r in seen} == {1.0, 10.0}
+    assert all(r.schedule is not None and r.schedule.name == "warmup_cosine" for r in seen)
+    assert TrialRequest.from_dict(seen[0].to_dict()) == seen[0]  # JSON transport (Ray)
+    trials, _ = store.list_trials(summary.study_id, limit=100)
+    by_cell = Counter(t.optimizer for t in trials)
+    assert by_cell == {"vradam": 3, "vradam-b10": 3}

@@ -307,3 +307,44 @@ def test_analysis_and_confirmation_errors_name_their_field_paths() -> None:
     assert "confirmation.extra" in errors_of(spec(confirmation={"seeds": [5], "extra": 1}))
     assert "0 < lo < hi" in errors_of(spec(analysis={"lr_range": [0.1, 1e-3]}))["analysis.lr_range"]
     assert "analysis.lr_range" in errors_of(spec(analysis={"lr_range": [0.0, 1.0]}))
+
+
+def test_one_optimizer_can_be_listed_twice_under_labels() -> None:
+    twice = [
+        {"name": "vradam", "fixed": {"beta3": 1.0}},
+        {"name": "vradam", "label": "vradam-b10", "fixed": {"beta3": 10.0}},
+    ]
+    s = parse_spec(spec(optimizers=twice))
+    assert [o.key for o in s.optimizers] == ["vradam", "vradam-b10"]
+    assert s.optimizer("vradam-b10").fixed == {"beta3": 10.0}
+    assert "beta3 is fixed to different values per optimizer (vradam=1.0, vradam-b10=10.0)" in (
+        s.disclosures()
+    )
+    unlabelled = errors_of(spec(optimizers=[twice[0], {"name": "vradam"}]))
+    assert (
+        "listed twice" in unlabelled["optimizers.1.name"]
+        and "label" in unlabelled["optimizers.1.name"]
+    )
+    clash = errors_of(spec(optimizers=[twice[1], {**twice[1], "fixed": {}}]))
+    assert "listed twice" in clash["optimizers.1.label"]
+    assert "optimizers.0.label" in errors_of(spec(optimizers=[{"name": "adamw", "label": "a/b"}]))
+
+
+def test_a_schedule_needs_every_task_s_step_count() -> None:
+    sched = {"name": "warmup_cosine", "warmup_fraction": 0.1}
+    tasks = [
+        {"name": "quadratic", "budget": {"epochs": 2, "steps_per_epoch": 5}},
+        {"name": "digits_cnn", "budget": {"epochs": 2}},
+    ]
+    errs = errors_of(spec(tasks=tasks, schedule=sched))
+    assert (
+        list(errs) == ["tasks.1.budget.steps_per_epoch"]
+        and "warmup_cosine" in errs["tasks.1.budget.steps_per_epoch"]
+    )
+    ok = parse_spec(spec(tasks=tasks[:1], schedule=sched))
+    assert (
+        ok.schedule.to_schedule() is not None and parse_spec(spec()).schedule.to_schedule() is None
+    )
+    assert "schedule.warmup_fraction" in errors_of(
+        spec(tasks=tasks[:1], schedule={"name": "warmup_cosine", "warmup_fraction": 1.5})
+    )

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import time
+from typing import ClassVar
 
 import pytest
 import torch
@@ -318,3 +319,39 @@ def test_step_log_window_reads_in_batches() -> None:
     with pytest.raises(trial_module._Diverged) as stop:
         log.add_loss(torch.tensor(11.0))  # the 4th value triggers the read
     assert stop.value.step == 4 and log.losses == [1.0, 2.0, 3.0]
+
+
+class RecordingSGD(torch.optim.SGD):
+    """SGD that records each step's learning rate (for the schedule test)."""
+
+    seen: ClassVar[list[float]] = []
+
+    def step(self, closure=None):  # type: ignore[no-untyped-def]
+        RecordingSGD.seen.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+def test_a_schedule_sets_every_steps_learning_rate() -> None:
+    from labcore.schedule import Schedule
+
+    RecordingSGD.seen = []
+    schedule = Schedule("warmup_cosine", warmup_fraction=0.25, final_factor=0.0)
+    result = run_trial(
+        "quadratic",
+        f"{__name__}:RecordingSGD",
+        {"lr": 0.01},
+        0,
+        Budget(epochs=2, steps_per_epoch=4),
+        schedule=schedule.to_dict(),  # as a request read from JSON carries it
+    )
+    assert result.outcome == Outcome.COMPLETE, result.error
+    expected = [0.01 * schedule.factor(k, 8) for k in range(1, 9)]
+    assert RecordingSGD.seen == pytest.approx(expected)
+    assert RecordingSGD.seen[1] == pytest.approx(0.01) and RecordingSGD.seen[-1] == 0.0
+
+
+def test_a_schedule_without_a_step_count_fails_naming_the_field() -> None:
+    result = run_trial(
+        "quadratic", "adamw", {"lr": 0.01}, 0, Budget(epochs=1), schedule={"name": "warmup_cosine"}
+    )
+    assert result.outcome == Outcome.FAILED and "budget.steps_per_epoch" in (result.error or "")

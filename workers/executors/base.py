@@ -21,6 +21,7 @@ from typing import Any
 from labcore.budget import Budget
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
+from labcore.schedule import Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class TrialRequest:
         task_options: Task constructor options.
         key: Canonical ``(hparams, seed)`` key, unique within the cell.
         cell_id: The cell this trial belongs to.
+        schedule: The learning-rate schedule (``None``: constant).
     """
 
     task: str
@@ -54,6 +56,7 @@ class TrialRequest:
     task_options: Mapping[str, Any] = field(default_factory=dict)
     key: str = ""
     cell_id: int = 0
+    schedule: Schedule | None = None
 
     @property
     def ident(self) -> tuple[int, str]:
@@ -70,8 +73,14 @@ class TrialRequest:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialRequest:
         """Inverse of :meth:`to_dict`."""
-        budget = d.get("budget")
-        return cls(**{**d, "budget": Budget(**budget) if budget else None})
+        budget, schedule = d.get("budget"), d.get("schedule")
+        return cls(
+            **{
+                **d,
+                "budget": Budget(**budget) if budget else None,
+                "schedule": Schedule(**schedule) if schedule else None,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,8 @@ def call_trial(
     extra: dict[str, Any] = {}
     if should_stop is not None and _takes_should_stop(fn):
         extra["should_stop"] = should_stop
+    if request.schedule is not None:  # passed only when set: older trial functions lack it
+        extra["schedule"] = request.schedule
     try:
         return fn(
             request.task,
