@@ -390,9 +390,6 @@ class Cell:
         trial = self.live.pop(key, None)
         if trial is None:
             return None
-        if result is not None:  # the intermediate values live progress skipped
-            for epoch in result.epochs:
-                self.report(key, epoch)
         self._reported.pop(key, None)
         outcome = "cancelled" if result is None else str(result.outcome)
         step = None if result is None else result.diverged_at_step

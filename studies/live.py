@@ -12,8 +12,6 @@ result, recorded by :mod:`studies.recording`, is what counts).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 
 from labcore.results import EpochMetrics
@@ -22,10 +20,6 @@ from studies.store import Store
 from workers.executors.base import TrialRequest
 
 logger = logging.getLogger(__name__)
-
-MIN_INTERVAL_S = 1.0
-"""Epochs after the first are written at most this often per trial (SQLite is shared);
-the Optuna trial gets the skipped intermediate values when it is told its result."""
 
 
 class LiveProgress:
@@ -41,17 +35,6 @@ class LiveProgress:
         self.store = store
         self.study_id = study_id
         self.cells = dict(cells)
-        self._last: dict[tuple[int, str], float] = {}
-        self._lock = threading.Lock()
-
-    def _due(self, request: TrialRequest, epoch: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(request.ident)
-            if epoch > 1 and last is not None and now - last < MIN_INTERVAL_S:
-                return False
-            self._last[request.ident] = now
-            return True
 
     def on_start(self, request: TrialRequest) -> None:
         """A trial started: a live Optuna trial and a running row."""
@@ -69,12 +52,7 @@ class LiveProgress:
             logger.warning("trial %s: could not mark it running", request.key, exc_info=True)
 
     def on_epoch(self, request: TrialRequest, epoch: EpochMetrics) -> None:
-        """An epoch ended: the running row's latest metrics, Optuna's intermediate value.
-
-        Epochs 0 and 1 always; later ones at most every :data:`MIN_INTERVAL_S` seconds.
-        """
-        if not self._due(request, epoch.epoch):
-            return
+        """An epoch ended: the running row's latest metrics, Optuna's intermediate value."""
         cell = self.cells.get(request.cell_id)
         try:
             if cell is not None:

@@ -14,7 +14,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from studies import live
 from studies.runner import run_study
 from studies.sampling import trial_key
 from studies.store import SQLStore, StudyStatus
@@ -32,8 +31,7 @@ SPEC: dict[str, Any] = {
 
 
 @pytest.fixture
-def observed(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(live, "MIN_INTERVAL_S", 0.0)  # every epoch, however fast
+def observed(store: SQLStore) -> Any:
     live_trialfn.STORE_URL = store.url
     live_trialfn.SEEN.clear()
     yield live_trialfn.SEEN
