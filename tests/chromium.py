@@ -21,7 +21,17 @@ def chromium() -> str:
     return exe
 
 
-def _base(profile: Path, offline: bool, budget_ms: int, size: tuple[int, int]) -> list[str]:
+def command(
+    profile: Path,
+    *,
+    offline: bool = True,
+    budget_ms: int | None = 3000,
+    size: tuple[int, int] = (1280, 900),
+) -> list[str]:
+    """Headless Chromium's command line, before the action flag and the URL.
+
+    ``budget_ms`` (virtual time for scripts to fetch and render first) is left out if None.
+    """
     cmd = [
         chromium(),
         "--headless",
@@ -35,8 +45,9 @@ def _base(profile: Path, offline: bool, budget_ms: int, size: tuple[int, int]) -
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
         f"--window-size={size[0]},{size[1]}",
-        f"--virtual-time-budget={budget_ms}",  # lets scripts fetch and render first
     ]
+    if budget_ms is not None:
+        cmd.append(f"--virtual-time-budget={budget_ms}")
     if offline:
         cmd.append(f"--host-resolver-rules={OFFLINE_RULES}")
     return cmd
@@ -54,7 +65,11 @@ def render(
     """Load ``url``; save a PNG screenshot at ``shot`` and return the rendered DOM."""
     tmp.mkdir(parents=True, exist_ok=True)
     dom = subprocess.run(
-        [*_base(tmp / "profile-dom", offline, budget_ms, size), "--dump-dom", url],
+        [
+            *command(tmp / "profile-dom", offline=offline, budget_ms=budget_ms, size=size),
+            "--dump-dom",
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -63,7 +78,11 @@ def render(
     assert dom.returncode == 0, dom.stderr[-3000:]
     shot.parent.mkdir(parents=True, exist_ok=True)
     pic = subprocess.run(
-        [*_base(tmp / "profile-shot", offline, budget_ms, size), f"--screenshot={shot}", url],
+        [
+            *command(tmp / "profile-shot", offline=offline, budget_ms=budget_ms, size=size),
+            f"--screenshot={shot}",
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

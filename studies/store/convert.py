@@ -9,8 +9,15 @@ from typing import Any
 
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
-from studies.store.models import CellRow, EpochRow, StudyRow, TokenRow, TrialRow
-from studies.store.records import CellRecord, StudyRecord, StudyStatus, TokenRecord, TrialRecord
+from studies.store.models import CellRow, EpochRow, RunningTrialRow, StudyRow, TokenRow, TrialRow
+from studies.store.records import (
+    CellRecord,
+    RunningTrialRecord,
+    StudyRecord,
+    StudyStatus,
+    TokenRecord,
+    TrialRecord,
+)
 
 
 def study(r: StudyRow, *, with_spec: bool = True) -> StudyRecord:
@@ -118,3 +125,23 @@ def fill_trial_row(
     row.device = result.device
     row.optuna_trial_number = optuna_trial_number
     row.finished_at = now
+
+
+def running_trial(r: RunningTrialRow, c: CellRow) -> RunningTrialRecord:
+    """Row (with its cell) -> record."""
+    return RunningTrialRecord(
+        id=r.id,
+        study_id=r.study_id,
+        cell_id=r.cell_id,
+        task=c.task,
+        optimizer=c.optimizer,
+        key=r.key,
+        hparams=dict(r.hparams or {}),
+        seed=r.seed,
+        started_at=r.started_at,
+        updated_at=r.updated_at,
+        epoch=r.epoch,
+        step=r.step,
+        metrics=dict(r.metrics or {}),
+        optuna_trial_number=r.optuna_trial_number,
+    )

@@ -17,31 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from labcore.errors import NotFoundError
+from studies.store import convert
 from studies.store.models import CellRow, RunningTrialRow
 from studies.store.records import RunningTrialRecord
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _record(r: RunningTrialRow, c: CellRow) -> RunningTrialRecord:
-    return RunningTrialRecord(
-        id=r.id,
-        study_id=r.study_id,
-        cell_id=r.cell_id,
-        task=c.task,
-        optimizer=c.optimizer,
-        key=r.key,
-        hparams=dict(r.hparams or {}),
-        seed=r.seed,
-        started_at=r.started_at,
-        updated_at=r.updated_at,
-        epoch=r.epoch,
-        step=r.step,
-        metrics=dict(r.metrics or {}),
-        optuna_trial_number=r.optuna_trial_number,
-    )
 
 
 class RunningMixin:
@@ -81,7 +63,7 @@ class RunningMixin:
             )
             s.add(row)
             s.flush()
-            return _record(row, cell)
+            return convert.running_trial(row, cell)
 
     def update_running(
         self, cell_id: int, key: str, epoch: int, step: int, metrics: Mapping[str, float]
@@ -117,7 +99,7 @@ class RunningMixin:
                 .where(RunningTrialRow.study_id == study_id)
                 .order_by(RunningTrialRow.started_at, RunningTrialRow.id)
             ).all()
-            return [_record(r, c) for r, c in rows]
+            return [convert.running_trial(r, c) for r, c in rows]
 
     def running_counts(self, study_ids: Sequence[str]) -> dict[str, dict[int, int]]:
         """Return ``{study_id: {cell_id: running trials}}`` (one query)."""

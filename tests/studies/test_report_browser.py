@@ -6,7 +6,6 @@ skips, when it is missing: CI installs it.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from PIL import Image
 
 from studies.report import analyze, render
+from tests.chromium import command
 from tests.studies.report_fixtures import main_trials, make_spec, run
 
 pytestmark = pytest.mark.browser
@@ -23,29 +23,12 @@ pytestmark = pytest.mark.browser
 CURVE_COLORS = {"adamw": (0x1F, 0x77, 0xB4), "vradam": (0xD6, 0x27, 0x28)}
 
 
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert exe, "headless Chromium is required: apt-get install -y chromium"
-    return exe
-
-
 def _screenshot(page: Path, tmp_path: Path) -> tuple[np.ndarray, str]:
     """Load ``page`` in headless Chromium; return the screenshot (RGB) and its log."""
     shot = tmp_path / "shot.png"
     cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        *command(tmp_path / "profile", offline=False, budget_ms=None, size=(1280, 2000)),
         f"--screenshot={shot}",
-        "--window-size=1280,2000",
         "--enable-logging=stderr",
         "--v=0",
         page.as_uri(),
