@@ -83,9 +83,10 @@ def test_failures_are_results_not_exceptions(executor_factory: Any) -> None:
     assert outs[req(0).key].result.outcome == Outcome.COMPLETE
 
 
-def test_trials_run_concurrently_up_to_the_limit(executor_factory: Any) -> None:
+def test_trials_run_concurrently_up_to_the_limit(executor_factory: Any, tmp_path: Path) -> None:
     ex = executor_factory(max_concurrent=2)
-    requests = [req(i, sleep=0.4) for i in range(4)]  # 2 epochs x 0.4 s each
+    # 2 epochs x 0.4 s each, after the first two have met (however slowly workers start)
+    requests = [req(i, sleep=0.4, meet=str(tmp_path), peers=2) for i in range(4)]
     outs = list(ex.run(requests))
     spans = sorted((o.result.metrics["t0"], o.result.metrics["t1"]) for o in outs)
     overlaps = [max(0.0, min(a[1], b[1]) - max(a[0], b[0])) for a in spans for b in spans if a < b]
@@ -232,12 +233,15 @@ def test_local_validates_its_limit() -> None:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_default_concurrency_follows_the_cluster_cpus(ray_cluster: None) -> None:
+def test_ray_default_concurrency_follows_the_cluster_cpus(
+    ray_cluster: None, tmp_path: Path
+) -> None:
     from workers.executors.ray_executor import RayExecutor
 
     with RayExecutor(trial_fn=FAKE) as ex:  # no max_concurrent: the cluster decides
         assert ex.auto_concurrency
-        requests = [req(i, sleep=0.4) for i in range(5)]
+        # the first trial waits for a second one, so a slow actor start cannot hide the overlap
+        requests = [req(i, sleep=0.4, meet=str(tmp_path), peers=2) for i in range(5)]
         outs = list(ex.run(requests))
         assert ex.max_concurrent == 2  # the session cluster has 2 CPUs, 1 per trial
     spans = sorted((o.result.metrics["t0"], o.result.metrics["t1"]) for o in outs)

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from labcore.budget import Budget
@@ -22,6 +23,19 @@ FAIL_FIRST = 1  # flaky: failures before a (hparams, seed) succeeds
 ALWAYS_FAIL_LRS: set[float] = set()  # flaky: learning rates that never succeed
 
 
+def _meet(folder: str, peers: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``peers`` trials have arrived in ``folder`` (or ``timeout_s`` passed).
+
+    Concurrency tests use it so that trials which may run together do overlap however slowly
+    the workers start on a loaded machine; with too little concurrency it times out and the
+    test's overlap assertion fails.
+    """
+    Path(folder, f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}").touch()
+    deadline = time.monotonic() + timeout_s
+    while len(list(Path(folder).iterdir())) < peers and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def sleepy(
     task: str,
     optimizer: str,
@@ -31,11 +45,16 @@ def sleepy(
     report: Reporter | None = None,
     **_: Any,
 ) -> TrialResult:
-    """Sleep ``hparams['sleep']`` s per epoch; val_loss = lr * (seed + 1) / epoch."""
+    """Sleep ``hparams['sleep']`` s per epoch; val_loss = lr * (seed + 1) / epoch.
+
+    With ``hparams['meet']`` (a folder) it first waits for ``hparams['peers']`` trials there.
+    """
     if hparams.get("crash"):
         raise RuntimeError("boom")
     if hparams.get("die"):
         os._exit(3)
+    if hparams.get("meet"):
+        _meet(str(hparams["meet"]), int(hparams.get("peers", 2)))
     t0 = time.time()
     epochs = budget.epochs if budget else 2
     lr = float(hparams.get("lr", 1.0))
