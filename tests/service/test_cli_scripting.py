@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,8 +154,13 @@ def test_report_through_the_api_matches_the_database(
 def test_version_and_completion() -> None:
     out = invoke(["--version"]).stdout
     assert out.strip() == f"vradam-hpo {package_version()}" and package_version()[0].isdigit()
-    script = invoke(["--show-completion", "bash"]).stdout
-    assert "complete" in script and "_completion" in script
+    # typer detects the shell from the process tree (newer typer takes no shell name), so
+    # the installed script runs under a real bash ("; true" keeps bash from exec-ing it away)
+    exe = Path(sys.executable).with_name("vradam-hpo")
+    shown = subprocess.run(["bash", "-c", f"'{exe}' --show-completion; true"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    script = shown.stdout
+    assert "complete -o default -F _vradam_hpo_completion vradam-hpo" in script, shown.stderr
     helptext = invoke(["--help"]).stdout
     assert "--install-completion" in helptext and "--version" in helptext
 
