@@ -14,7 +14,6 @@ import logging
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -24,12 +23,11 @@ from labcore.budget import Budget
 from labcore.outcomes import Outcome
 from labcore.results import EpochMetrics, TrialResult
 from studies.optuna_trials import name_objective, new_running_trial, outcome_attrs
+from studies.plan import WorkItem, static_configs
 from studies.sampling import (
     build_pruner,
     build_sampler,
     distributions,
-    expand_grid,
-    sample_configs,
     trial_key,
 )
 from studies.spec import StudySpec
@@ -40,39 +38,6 @@ logger = logging.getLogger(__name__)
 
 _STALE = (TrialState.RUNNING, TrialState.WAITING)
 MAX_DUPLICATE_ASKS = 20
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One ``(hparams, seed)`` a cell still has to run."""
-
-    hparams: dict[str, Any]
-    params: dict[str, Any]  # the searched part (Optuna params)
-    seed: int
-    key: str
-    config_index: int | None = None
-
-
-def optuna_study_name(study_name: str, study_id: str, task: str, optimizer: str) -> str:
-    """``<study>/<task>/<optimizer>``, where ``<study>`` is ``<name>.<id>`` (unique per run)."""
-    return f"{study_name}.{study_id}/{task}/{optimizer}"
-
-
-def static_configs(spec: StudySpec, optimizer: str) -> list[dict[str, Any]] | None:
-    """The configurations known before any trial runs (grid, random, qmc), else None."""
-    space = spec.space_for(optimizer)
-    if spec.sampler.name == "grid":
-        return expand_grid(space, spec.sampler.points)
-    if spec.sampler.name in ("random", "qmc"):
-        return sample_configs(spec.sampler, space)
-    return None
-
-
-def n_planned(spec: StudySpec, optimizer: str) -> int:
-    """Trials planned for a cell: configurations (grid points or n_trials) x seeds."""
-    configs = static_configs(spec, optimizer)
-    n = len(configs) if configs is not None else spec.sampler.n_trials or 0
-    return n * len(spec.seeds)
 
 
 def _holds_final(trial: optuna.trial.FrozenTrial) -> bool:

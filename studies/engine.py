@@ -26,9 +26,10 @@ import optuna
 
 from labcore.errors import ConflictError
 from labcore.outcomes import Outcome
-from studies.cells import Cell, WorkItem, n_planned, optuna_study_name
+from studies.cells import Cell
 from studies.confirmation import n_confirmation, run_confirmations
 from studies.live import LiveProgress
+from studies.plan import WorkItem, n_planned, optuna_study_name
 from studies.recording import record_result
 from studies.spec import StudySpec
 from studies.store import CellRecord, Store, StudyRecord, StudyStatus, TrialRecord

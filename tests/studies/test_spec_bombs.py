@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from labcore.errors import SpecError
-from studies.spec import MAX_NESTING, check_shape, load_spec
+from studies.spec import load_spec
+from studies.spec_text import MAX_NESTING, check_shape
 
 LAUGHS = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)

@@ -213,7 +213,7 @@ def test_ray_lost_worker_is_a_failed_result(ray_cluster: None) -> None:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_run_left_by_its_caller_stops_tune(ray_cluster: None) -> None:
-    from workers.executors import ray_executor
+    from workers.executors import ray_executor, ray_run
 
     with ray_executor.RayExecutor(max_concurrent=2, trial_fn=FAKE) as ex:
         outs = ex.run([req(0, epochs=1), req(1, epochs=150, sleep=0.1)])  # a 15 s trial
@@ -222,7 +222,7 @@ def test_ray_run_left_by_its_caller_stops_tune(ray_cluster: None) -> None:
         outs.close()  # the caller stops iterating (as when its loop body raises)
         closed_in = time.monotonic() - t0
         alive = [t for t in threading.enumerate() if t.name == "ray-tune-fit" and t.is_alive()]
-    assert not alive and not ray_executor._RUNS  # Tune stopped, nothing left behind
+    assert not alive and not ray_run.RUNS  # Tune stopped, nothing left behind
     assert closed_in < 12  # stopped, not run to its end
 
 

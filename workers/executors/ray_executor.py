@@ -35,8 +35,7 @@ from typing import Any
 
 from ray import tune
 
-from labcore.outcomes import Outcome
-from labcore.results import EpochMetrics, TrialResult
+from labcore.results import EpochMetrics
 from workers.executors.base import (
     DEFAULT_TRIAL_FN,
     EpochFn,
@@ -49,11 +48,13 @@ from workers.executors.base import (
     call_trial,
     failed_result,
     load_trial_fn,
-    notify,
 )
 from workers.executors.ray_resources import wait_until_placeable
+from workers.executors.ray_run import RUNS, TuneCollector, TuneRun, TuneStopper
 
 logger = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 60.0  # how long a caller that stopped iterating waits for Tune to end
 
 _QUIET_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no CSV/JSON/TensorBoard files per trial
@@ -109,144 +110,6 @@ def _trainable(
 
     result = call_trial(load_trial_fn(trial_fn), request, report, device, contain_exit=False)
     tune.report({"i": index, "kind": "final", "result_json": json.dumps(result.to_dict())})
-
-
-class _Run:
-    """Driver-side state of one Tune run (shared by the stopper and the callback)."""
-
-    def __init__(
-        self,
-        requests: Sequence[TrialRequest],
-        should_stop: StopFn,
-        should_prune: PruneFn | None,
-        on_start: StartFn | None = None,
-        on_epoch: EpochFn | None = None,
-    ) -> None:
-        self.requests = list(requests)
-        self.should_stop = should_stop
-        self.should_prune = should_prune
-        self.on_start = on_start
-        self.on_epoch_hook = on_epoch
-        self.out: queue.Queue[TrialOutcome] = queue.Queue()
-        self.epochs: dict[int, list[EpochMetrics]] = {}
-        self.stopped: dict[int, str] = {}  # index -> "prune" | "cancel"
-        self.done: set[int] = set()
-        self.started: set[int] = set()
-        self.lock = threading.Lock()
-        self.closing = False  # the caller stopped iterating: stop everything
-
-    def stopping(self) -> bool:
-        """Whether the run must stop: the caller left, or ``should_stop`` says so."""
-        return self.closing or self.should_stop()
-
-    def emit(self, index: int, result: TrialResult, cancelled: bool = False) -> None:
-        with self.lock:
-            if index in self.done:
-                return
-            self.done.add(index)
-        self.out.put(TrialOutcome(self.requests[index], result, cancelled))
-
-    def on_epoch(self, index: int, result: dict[str, Any]) -> bool:
-        epoch = EpochMetrics(
-            epoch=int(result["epoch"]),
-            step=int(result["step"]),
-            metrics=json.loads(result["metrics_json"]),
-            effective_lr_ratio=result.get("elr"),
-        )
-        self.epochs.setdefault(index, []).append(epoch)
-        notify(self.on_epoch_hook, self.requests[index], epoch)
-        if self.stopping():
-            self.stopped[index] = "cancel"
-            return True
-        prune = self.should_prune
-        if prune is not None and epoch.epoch > 0 and prune(self.requests[index], epoch):
-            self.stopped[index] = "prune"
-            return True
-        return False
-
-    def finish(self) -> None:
-        """After the Tune run: account for started trials Tune stopped silently.
-
-        ``stop_all`` ends running trials without a completion event; they are cancelled
-        (or, without a stop request, failed: they ended without a result).
-        """
-        for index in sorted(self.started - self.done):
-            self.ended(index, None)
-
-    def ended(self, index: int, error: str | None) -> None:
-        """A trial ended without a final report: stopped by us, or lost."""
-        reason = self.stopped.get(index)
-        epochs = tuple(self.epochs.get(index, ()))
-        if reason == "cancel" or (error is None and reason is None and self.stopping()):
-            self.emit(index, failed_result("cancelled"), cancelled=True)
-        elif reason == "prune":
-            last = epochs[-1].metrics if epochs else {}
-            initial = epochs[0].metrics if epochs else {}
-            self.emit(index, TrialResult(Outcome.PRUNED, dict(last), dict(initial), epochs))
-        else:
-            self.emit(index, failed_result(error or "the trial ended without a result"))
-
-
-# Tune pickles its stopper and callbacks into the experiment state; they hold only a run
-# id and find the driver-side state (queues, locks) here. A run id missing from here
-# means its caller is gone: the stopper then stops everything, the callbacks do nothing.
-_RUNS: dict[str, _Run] = {}
-JOIN_TIMEOUT_S = 60.0  # how long a caller that stopped iterating waits for Tune to end
-
-
-class _Stopper(tune.Stopper):
-    """Pruning and cancellation, evaluated on the driver after every epoch."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        run = _RUNS.get(self.run_id)
-        if run is None:
-            return True
-        if result.get("kind") != "epoch":
-            return False
-        return run.on_epoch(int(result["i"]), result)
-
-    def stop_all(self) -> bool:
-        run = _RUNS.get(self.run_id)
-        return run is None or run.stopping()
-
-
-class _Collector(tune.Callback):
-    """Turns Tune's trial events into outcomes on the run's queue."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    def on_trial_result(
-        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
-    ) -> None:
-        run = _RUNS.get(self.run_id)
-        if run is not None and result.get("kind") == "final":
-            data = json.loads(result["result_json"])
-            run.emit(int(result["i"]), TrialResult.from_dict(data))
-
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        run = _RUNS.get(self.run_id)
-        if run is not None:
-            index = int(trial.config["i"])
-            if index not in run.started:
-                run.started.add(index)
-                notify(run.on_start, run.requests[index])
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        run = _RUNS.get(self.run_id)
-        if run is not None:
-            run.ended(int(trial.config["i"]), None)
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        run = _RUNS.get(self.run_id)
-        if run is None:
-            return
-        error = trial.get_error()
-        text = f"{type(error).__name__}: {error}" if error else "the trial's worker died"
-        run.ended(int(trial.config["i"]), f"worker lost or trainable raised: {text}")
 
 
 class RayExecutor(Executor):
@@ -351,10 +214,10 @@ class RayExecutor(Executor):
 
         concurrent = self._concurrency(len(requests))
         run_id = f"vradam-{uuid.uuid4().hex[:8]}"
-        run = _RUNS[run_id] = _Run(
+        run = RUNS[run_id] = TuneRun(
             requests, should_stop or (lambda: False), should_prune, on_start, on_epoch
         )
-        stopper, collector = _Stopper(run_id), _Collector(run_id)
+        stopper, collector = TuneStopper(run_id), TuneCollector(run_id)
         trainable = tune.with_resources(
             tune.with_parameters(
                 _trainable,
@@ -410,7 +273,7 @@ class RayExecutor(Executor):
                 thread.join(JOIN_TIMEOUT_S)
                 if thread.is_alive():
                     logger.warning("Tune run %s did not stop within %.0f s", run_id, JOIN_TIMEOUT_S)
-            _RUNS.pop(run_id, None)
+            RUNS.pop(run_id, None)
         if errors:
             raise RuntimeError(f"Ray Tune run failed: {errors[0]}") from errors[0]
 

@@ -42,7 +42,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     Raises:
         SpecError: Empty, not UTF-8 JSON, nested too deeply, or not an object.
     """
-    from studies.spec import check_shape
+    from studies.spec_text import check_shape
 
     if not raw.strip():
         raise SpecError("a JSON study definition is required as the request body")
