@@ -4,11 +4,13 @@ A real ``vradam-hpo serve`` (local mode) serves a SQLite file in which this test
 study of the quadratic task; its last trial is held mid-run (:mod:`tests.service.ui_trialfn`)
 so the pages, the API and the CLI show a running trial beside finished ones. Chromium
 resolves no host but 127.0.0.1: the docs must render from the installed assets. The
-screenshots land in ``docs/screenshots/``.
+screenshots land in a temporary folder; ``VRADAM_LAB_SCREENSHOTS=docs/screenshots`` makes
+the run refresh the committed ones (a plain test run leaves the tree untouched).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -27,8 +29,6 @@ from tests.service.conftest import free_port, quadratic_spec
 from tests.service.servers import serve
 from workers.executors import LocalExecutor
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
 # matplotlib's default colours of the report's first two optimizers (adamw, vradam)
 CURVE_COLORS = ((0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28))
 
@@ -56,6 +56,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.mark.slow
 def test_ui_and_offline_docs_in_chromium(tmp_path: Path) -> None:
+    shots = Path(os.environ.get("VRADAM_LAB_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{tmp_path / 'lab.db'}"
     store = SQLStore(db)
     store.create_schema()
@@ -84,14 +86,14 @@ def test_ui_and_offline_docs_in_chromium(tmp_path: Path) -> None:
             out = cli.invoke(app, ["status", study.id, "--url", url], env={"COLUMNS": "250"})
             assert out.exit_code == 0 and "running" in out.stdout, out.stdout
 
-            shot = SHOTS / "ui-studies.png"
+            shot = shots / "ui-studies.png"
             dom = render(f"{url}/ui", tmp_path / "list", shot)
             assert "ui-demo" in dom and f"/ui/studies/{study.id}" in dom
             assert "s-running" in dom and "5/6" in dom
             assert _not_blank(_image(shot)) > 0.01
             _shrink(shot)
 
-            shot = SHOTS / "ui-study.png"
+            shot = shots / "ui-study.png"
             dom = render(f"{url}/ui/studies/{study.id}", tmp_path / "one", shot, size=(1280, 1900))
             assert "Running trials" in dom and "No trial is running" not in dom
             assert f'src="/v1/studies/{study.id}/report?format=html"' in dom
@@ -112,7 +114,7 @@ def test_ui_and_offline_docs_in_chromium(tmp_path: Path) -> None:
         ):
             raw = httpx.get(f"{url}{path}", timeout=30).text
             assert "cdn." not in raw and "/static-offline-docs/" in raw  # no CDN at all
-            shot = SHOTS / name
+            shot = shots / name
             dom = render(f"{url}{path}", tmp_path / name, shot, budget_ms=15000)
             assert expect in dom, dom[-2000:]
             assert _not_blank(_image(shot)) > 0.01
