@@ -6,7 +6,8 @@ GPUs) and runs at most ``max_concurrent`` at a time (``max_concurrent_trials``).
 are reused between trials, so a worker imports torch once.
 
 Results flow back while the run goes on: ``Tuner.fit`` runs in a helper thread, and a
-Tune :class:`~ray.tune.Callback` puts each trial's final result on a queue that
+Tune :class:`~ray.tune.Callback` (:mod:`workers.executors.ray_run`, with the stopper and the
+run's driver-side state) puts each trial's final result on a queue that
 :meth:`RayExecutor.run` yields from. A :class:`~ray.tune.Stopper` evaluated on the driver
 applies pruning (``should_prune``) and cancellation (``should_stop``: ``stop_all``) per
 epoch (so, unlike the local executor, a cancel waits for the running epochs to end). A
