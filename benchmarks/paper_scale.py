@@ -89,7 +89,6 @@ def make_task(spec: StudySpec, tmp: Path) -> tuple[Task, int]:
     """The definition's first task on generated files, and its steps per epoch at real size."""
     task_spec = spec.tasks[0]
     name, options = task_spec.name, dict(task_spec.options)
-    options.pop("data_dir", None)
     data_dir: str | None = None
     if name == "cifar10_cnn":
         data_dir = str(datafiles.write_cifar10(tmp / name, n_per_batch=300))

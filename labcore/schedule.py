@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-__all__ = ["SCHEDULES", "Schedule"]
+__all__ = ["SCHEDULES", "Schedule", "ScheduleName"]
 
-SCHEDULES = ("constant", "warmup_cosine")
+ScheduleName = Literal["constant", "warmup_cosine"]
+SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Schedule:
         final_factor: The last step's learning rate as a fraction of the peak, in ``[0, 1]``.
     """
 
-    name: Literal["constant", "warmup_cosine"] = "constant"
+    name: ScheduleName = "constant"
     warmup_fraction: float = 0.05
     final_factor: float = 0.0
 

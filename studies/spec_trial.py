@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from labcore.schedule import Schedule
+from labcore.schedule import Schedule, ScheduleName
 
 
 class _Frozen(BaseModel):
@@ -40,12 +40,18 @@ class ScheduleSpec(_Frozen):
     needs each task's ``budget.steps_per_epoch`` (the total number of steps must be known).
     """
 
-    name: Literal["constant", "warmup_cosine"] = "constant"
+    name: ScheduleName = "constant"
     warmup_fraction: float = Field(
-        default=0.05, ge=0.0, lt=1.0, description="warmup_cosine: share of steps warming up."
+        default=Schedule.warmup_fraction,
+        ge=0.0,
+        lt=1.0,
+        description="warmup_cosine: share of steps warming up.",
     )
     final_factor: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="warmup_cosine: last step's lr / peak lr."
+        default=Schedule.final_factor,
+        ge=0.0,
+        le=1.0,
+        description="warmup_cosine: last step's lr / peak lr.",
     )
 
     def to_schedule(self) -> Schedule | None:
